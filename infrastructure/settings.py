@@ -1,0 +1,97 @@
+"""Configuration, read once from DATELINE_* environment variables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SQLITE_FILE = "dateline.sqlite"
+
+
+class ConfigurationError(ValueError):
+    """A setting cannot be used; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DATELINE_", extra="ignore")
+
+    # Unset: an embedded SQLite file in the working directory.
+    database_url: str | None = None
+    postgres_schema: str = Field(default="dateline", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    # A snapshot every N events per city keeps replays short.
+    snapshot_interval: int = Field(default=50, ge=2)
+    # Optimistic-concurrency retries for one append before giving up with a 409.
+    append_attempts: int = Field(default=10, ge=1)
+    # Seconds an append waits for the PostgreSQL table lock before failing.
+    postgres_lock_timeout: int = Field(default=5, ge=0)
+    postgres_pool_size: int = Field(default=5, ge=1)
+    postgres_max_overflow: int = Field(default=10, ge=0)
+
+    def store(self) -> StoreConfig:
+        return StoreConfig.from_url(self.database_url, self.postgres_schema)
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """Where the event store lives: one SQLite file or one PostgreSQL schema."""
+
+    kind: str  # "sqlite" | "postgresql"
+    sqlite_path: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 5432
+    user: str = "postgres"
+    password: str = ""
+    dbname: str = "postgres"
+    schema: str = "dateline"
+
+    @classmethod
+    def from_url(cls, url: str | None, schema: str = "dateline") -> StoreConfig:
+        if not url:
+            return cls("sqlite", sqlite_path=Path.cwd() / DEFAULT_SQLITE_FILE)
+        parts = urlsplit(url)
+        scheme = parts.scheme.split("+")[0]
+        if scheme == "sqlite":
+            path = unquote(parts.path)
+            if parts.netloc or not path.startswith("/") or path == "/:memory:":
+                raise ConfigurationError(
+                    "DATELINE_DATABASE_URL: use sqlite:///relative/or/absolute/path.sqlite "
+                    f"(a file; got {url!r})"
+                )
+            return cls("sqlite", sqlite_path=Path(path[1:]).absolute())
+        if scheme in ("postgresql", "postgres"):
+            if not parts.hostname or not parts.path.strip("/"):
+                raise ConfigurationError(
+                    "DATELINE_DATABASE_URL: expected postgresql://user[:password]@host[:port]/dbname"
+                )
+            return cls(
+                "postgresql",
+                host=parts.hostname,
+                port=parts.port or 5432,
+                user=unquote(parts.username or "postgres"),
+                password=unquote(parts.password or ""),
+                dbname=unquote(parts.path.strip("/")),
+                schema=schema,
+            )
+        raise ConfigurationError(
+            f"DATELINE_DATABASE_URL: unsupported scheme {parts.scheme!r}; "
+            "use postgresql://... or sqlite:///..., or leave it unset for the embedded store"
+        )
+
+    def sqlalchemy_url(self) -> str:
+        if self.kind == "sqlite":
+            return f"sqlite:///{self.sqlite_path}"
+        from urllib.parse import quote
+
+        auth = quote(self.user, safe="")
+        if self.password:
+            auth += ":" + quote(self.password, safe="")
+        return f"postgresql+psycopg://{auth}@{self.host}:{self.port}/{quote(self.dbname)}"
+
+    def describe(self) -> str:
+        if self.kind == "sqlite":
+            return f"sqlite file {self.sqlite_path}"
+        return f"postgresql {self.user}@{self.host}:{self.port}/{self.dbname} schema {self.schema}"
