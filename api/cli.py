@@ -138,6 +138,31 @@ def build_parser() -> argparse.ArgumentParser:
         default=f"cli:{getpass.getuser()}",
         help="recorded as retracted_by (default: cli:<login>)",
     )
+    serve = command("serve", "run the HTTP API (uvicorn)", json_output=False)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--seed", action="store_true", help="load the seeds before serving")
+
+    tokens = command("tokens", "manage API tokens (only their hashes are stored)")
+    token_commands = tokens.add_subparsers(dest="tokens_command", required=True, metavar="ACTION")
+    create = token_commands.add_parser("create", help="create a token and print it once")
+    create.add_argument("--name", required=True)
+    create.add_argument("--role", required=True, choices=("reader", "reporter", "editor", "admin"))
+    token_commands.add_parser("list", help="list tokens (never their secrets)")
+    revoke = token_commands.add_parser("revoke", help="revoke a token by name")
+    revoke.add_argument("name")
+
+    projections = command("projections", "maintain the bitemporal read model")
+    projection_commands = projections.add_subparsers(
+        dest="projections_command", required=True, metavar="ACTION"
+    )
+    projection_commands.add_parser(
+        "rebuild", help="drop the read model and rebuild it from the log"
+    )
+    check = projection_commands.add_parser(
+        "check", help="compare the read model with the aggregate fold for every city"
+    )
+    check.add_argument("--samples", type=int, default=200, help="(as_of, known_at) pairs per city")
     return parser
 
 
@@ -303,6 +328,21 @@ class Runner:
         events = [event_dict(e) for e in self.app.history("kunduz")]
         self.out(table(history_rows(events), HISTORY_COLUMNS))
         self.out("\nTry: dateline status kunduz --as-of 2015-09-28   (see README.md)")
+
+    def serve(self) -> None:
+        from api import serve
+
+        serve.run(self.args, self.out)
+
+    def tokens(self) -> None:
+        from api import token_commands
+
+        token_commands.run(self.args, self.app, self.emit)
+
+    def projections(self) -> None:
+        from api import projection_commands
+
+        projection_commands.run(self.args, self.app, self.emit)
 
     def run(self) -> None:
         getattr(self, self.args.command)()
