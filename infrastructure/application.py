@@ -322,17 +322,17 @@ class Dateline(Application[UUID]):
     def status(
         self, slug: str, as_of: date | None = None, known_at: datetime | None = None
     ) -> StatusView:
-        known_at = known_at or self.clock()
-        on = as_of or known_at.date()
         city = self._city_known_at(slug, known_at)
+        moment = known_at or self.clock()
+        on = as_of or moment.date()
         if city is None:  # registered after `known_at`: the record knew nothing yet
-            return StatusView(city_view(self._city(slug)), on, known_at, UNKNOWN, 0)
-        return StatusView(city_view(city), on, known_at, city.status_on(on), city.version)
+            return StatusView(city_view(self._city(slug)), on, moment, UNKNOWN, 0)
+        return StatusView(city_view(city), on, moment, city.status_on(on), city.version)
 
     def timeline(
         self, slug: str, known_at: datetime | None = None
     ) -> tuple[CityView, list[ControlInterval]]:
-        city = self._city_known_at(slug, known_at or self.clock())
+        city = self._city_known_at(slug, known_at)
         if city is None:
             return city_view(self._city(slug)), []
         return city_view(city), city.intervals()
@@ -372,7 +372,11 @@ class Dateline(Application[UUID]):
             return 0
         return version
 
-    def _city_known_at(self, slug: str, known_at: datetime) -> City | None:
+    def _city_known_at(self, slug: str, known_at: datetime | None) -> City | None:
+        """The city as recorded by `known_at`; None (the default, "now") means
+        everything recorded so far, whatever the clock says."""
+        if known_at is None:
+            return self._city(slug)
         version = self._version_known_at(slug, known_at)
         return self._city(slug, version) if version else None
 
