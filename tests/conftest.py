@@ -81,7 +81,7 @@ class ManualClock:
     """A clock tests move by hand, so record times are exact and repeatable."""
 
     def __init__(self, start: datetime | None = None) -> None:
-        self.now = start or datetime(2021, 9, 1, 12, 0, tzinfo=UTC)
+        self.now = start or datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
     def __call__(self) -> datetime:
         return self.now
