@@ -38,6 +38,11 @@ def seeded(settings: Settings, clock: ManualClock) -> Iterator[Dateline]:
         ("2014-12-31", Status.UNKNOWN, None, None, None),
     ],
 )
+def read_csv(name: str) -> list[dict[str, str]]:
+    with open(SEEDS_DIR / name, encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def test_kunduz_as_of(
     seeded: Dateline, as_of: str, status: Status, controller: str | None,
     contested_by: str | None, since: str | None,
@@ -52,8 +57,8 @@ def test_kunduz_as_of(
 
 
 def test_loading_twice_adds_nothing(seeded: Dateline) -> None:
-    rows = list(csv.DictReader(open(SEEDS_DIR / "control_events.csv", encoding="utf-8")))
-    cities = list(csv.DictReader(open(SEEDS_DIR / "cities.csv", encoding="utf-8")))
+    rows = read_csv("control_events.csv")
+    cities = read_csv("cities.csv")
     assert seeded.count_events() == len(rows) + len(cities)
     again = load_seeds(seeded)
     assert (again.cities_registered, again.events_written) == (0, 0)
@@ -62,7 +67,7 @@ def test_loading_twice_adds_nothing(seeded: Dateline) -> None:
 
 
 def test_every_seeded_event_keeps_its_source_url(seeded: Dateline) -> None:
-    rows = list(csv.DictReader(open(SEEDS_DIR / "control_events.csv", encoding="utf-8")))
+    rows = read_csv("control_events.csv")
     urls = {
         e.source.url
         for slug in seeded.city_slugs()

@@ -239,7 +239,8 @@ def test_a_snapshot_restored_city_answers_like_a_full_replay(
             (EventType.CAPTURED, "2015-09-28", TALIBAN), (EventType.RETAKEN, "2015-10-01", GOV),
             (EventType.CONTESTED, "2016-10-03", TALIBAN), (EventType.RETAKEN, "2016-10-04", GOV),
             (EventType.CONTESTED, "2015-09-20", TALIBAN),  # backdated, after the v3 snapshot
-            (EventType.CONTESTED, "2021-06-20", TALIBAN), (EventType.CAPTURED, "2021-08-08", TALIBAN),
+            (EventType.CONTESTED, "2021-06-20", TALIBAN),
+            (EventType.CAPTURED, "2021-08-08", TALIBAN),
         ]:  # fmt: skip
             clock.advance(minutes=1)
             report(app, kind, on, actor)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 
@@ -241,10 +242,24 @@ class TestBackdating:
 class TestIdempotencyAndRecordTime:
     def test_a_known_report_id_returns_the_original_and_adds_nothing(self) -> None:
         city = new_city()
-        first = city.report(EventType.CAPTURED, occurred_on=date(2015, 9, 28), actor=TALIBAN,
-                            source=SOURCE, reported_by="a", recorded_at=RECORDED, report_id="r1")
-        again = city.report(EventType.CAPTURED, occurred_on=date(2015, 9, 28), actor=TALIBAN,
-                            source=SOURCE, reported_by="b", recorded_at=RECORDED, report_id="r1")
+        first = city.report(
+            EventType.CAPTURED,
+            occurred_on=date(2015, 9, 28),
+            actor=TALIBAN,
+            source=SOURCE,
+            reported_by="a",
+            recorded_at=RECORDED,
+            report_id="r1",
+        )
+        again = city.report(
+            EventType.CAPTURED,
+            occurred_on=date(2015, 9, 28),
+            actor=TALIBAN,
+            source=SOURCE,
+            reported_by="b",
+            recorded_at=RECORDED,
+            report_id="r1",
+        )
         assert first.created and not again.created
         assert again.event_id == first.event_id
         assert city.version == 2
@@ -274,7 +289,7 @@ def test_intervals_cover_the_record_without_gaps() -> None:
     intervals = city.intervals()
     assert intervals[0].start == date(2015, 1, 1)
     assert intervals[-1].end is None
-    for before, after in zip(intervals, intervals[1:], strict=False):
+    for before, after in pairwise(intervals):
         assert before.end == after.start
     # the same-day contest is superseded by the capture: no zero-length interval
     assert [(i.start, i.state.controller) for i in intervals] == [
