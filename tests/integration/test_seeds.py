@@ -25,6 +25,11 @@ def seeded(settings: Settings, clock: ManualClock) -> Iterator[Dateline]:
     app.close()
 
 
+def read_csv(name: str) -> list[dict[str, str]]:
+    with open(SEEDS_DIR / name, encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
 @pytest.mark.parametrize(
     ("as_of", "status", "controller", "contested_by", "since"),
     [
@@ -38,11 +43,6 @@ def seeded(settings: Settings, clock: ManualClock) -> Iterator[Dateline]:
         ("2014-12-31", Status.UNKNOWN, None, None, None),
     ],
 )
-def read_csv(name: str) -> list[dict[str, str]]:
-    with open(SEEDS_DIR / name, encoding="utf-8", newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def test_kunduz_as_of(
     seeded: Dateline, as_of: str, status: Status, controller: str | None,
     contested_by: str | None, since: str | None,
