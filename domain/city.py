@@ -243,8 +243,10 @@ class City(Aggregate):
         reason = _clean_prose("reason", reason) or ""
         if not reason:
             raise InvalidReport("reason", "reason must not be empty")
-        remaining = [e for e in self._entries() if e.event_id != target_event_id]
-        self.check_rules(remaining, subject=None, retracting=target_event_id)
+        entries = self._entries()
+        target = next(e for e in entries if e.event_id == target_event_id)
+        remaining = [e for e in entries if e is not target]
+        self.check_rules(remaining, subject=None, retracting=target)
         self.trigger_event(
             self.Retracted,
             timestamp=self._next_timestamp(recorded_at),
@@ -279,7 +281,7 @@ class City(Aggregate):
         entries: list[TimelineEntry],
         *,
         subject: TimelineEntry | None,
-        retracting: str | None = None,
+        retracting: TimelineEntry | None = None,
     ) -> list[ControlInterval]:
         entries.sort(key=lambda e: (e.occurred_on, e.version))
         try:
@@ -287,7 +289,9 @@ class City(Aggregate):
         except ControlRuleViolation as broken:
             if not broken.is_later_event:
                 raise
-            change = f"reporting {subject.describe()}" if subject else f"retracting {retracting}"
+            changed = subject or retracting
+            verb = "reporting" if subject else "retracting"
+            change = f"{verb} {changed.describe()}" if changed else "this change"
             raise ControlRuleViolation(
                 broken.rule,
                 f"{change} would break later event {broken.event_id}: {broken.message}",
