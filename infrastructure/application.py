@@ -20,7 +20,12 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
+from eventsourcing.persistence import (
+    IntegrityError,
+    JSONTranscoder,
+    OperationalError,
+    Transcoding,
+)
 from eventsourcing.utils import Environment
 
 from domain.city import City, ReportOutcome, city_id
@@ -52,6 +57,13 @@ class ConcurrencyConflict(Exception):
             "nothing was written, try again"
         )
         self.slug = slug
+
+
+class StoreUnavailable(Exception):
+    """The database did not answer in time (lock timeout, connection lost)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"the event store is unavailable, nothing was written: {detail}")
 
 
 class StoreNotMigrated(Exception):
@@ -285,6 +297,8 @@ class Dateline(Application[UUID]):
                         # reload and decide again against what it wrote.
                         time.sleep(random.uniform(0, 0.005 * (attempt + 1)))
                         continue
+                    except OperationalError as error:  # the library already retried it
+                        raise StoreUnavailable(str(error).splitlines()[0]) from error
                 logged = self._logged_event(city, outcome.event_id)
                 return AppendResult(logged, outcome.created, city.version)
         raise ConcurrencyConflict(slug, attempts)
