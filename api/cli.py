@@ -24,7 +24,12 @@ from api.presenters import event_dict, interval_dict, status_dict
 from domain.control import EventType, Source
 from domain.errors import CityNotFound, DomainError
 from infrastructure import migrations
-from infrastructure.application import ConcurrencyConflict, Dateline, StoreNotMigrated
+from infrastructure.application import (
+    ConcurrencyConflict,
+    Dateline,
+    StoreNotMigrated,
+    StoreUnavailable,
+)
 from infrastructure.settings import ConfigurationError, Settings
 
 MISSION_DATES = (date(2015, 9, 28), date(2016, 10, 3), date(2021, 8, 8))
@@ -365,6 +370,7 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
         DomainError,
         ConcurrencyConflict,
         StoreNotMigrated,
+        StoreUnavailable,
         ConfigurationError,
         UsageError,
     ) as error:
