@@ -1,0 +1,33 @@
+"""The benchmark's quick size runs end to end and reports every figure (no timing asserted)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import run
+from bench.figures import KEYS
+from tests.conftest import POSTGRES_URL, require_postgres
+
+pytestmark = pytest.mark.postgres
+
+
+def test_quick_benchmark_reports_every_figure(tmp_path: Path) -> None:
+    require_postgres()
+    out = tmp_path / "quick.json"
+    args = ["--quick", "--seconds", "1", "--samples", "100", "--postgres-url", POSTGRES_URL]
+    assert run.main([*args, "--out", str(out)]) == 0
+
+    result = json.loads(out.read_text())
+    assert list(result["figures"]) == KEYS
+    for key, figure in result["figures"].items():
+        if figure["status"] == "measured":
+            assert figure["value"], key
+            assert figure["met"] in (True, False, None), key
+        else:
+            assert figure["status"].startswith("not measured: "), key
+    assert result["size"]["events_loaded"] == 5_000
+    assert result["machine"]["cpu_count"]
+    assert result["machine"]["postgres"]["synchronous_commit"]
