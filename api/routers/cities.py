@@ -1,0 +1,114 @@
+"""Cities: list, register, read, status as of a date, timeline of control."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from api.auth import Editor, Reader
+from api.errors import etag
+from api.presenters import city_dict, interval_dict, status_dict
+from api.routers.deps import AppDep, AsOf, KnownAt, QueriesDep, Slug, resolve_known_at
+from api.schemas import (
+    CityIn,
+    CityWithStatusOut,
+    ErrorOut,
+    IntervalOut,
+    StatusOut,
+    ValidationErrorOut,
+)
+from infrastructure.application import StatusView
+
+router = APIRouter(tags=["cities"])
+
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "no token, or an unknown or revoked one"},
+    403: {"model": ErrorOut, "description": "the token's role is too low"},
+}
+READ_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "a bad token (or none, if reads are not public)"},
+    404: {"model": ErrorOut, "description": "no such city"},
+    422: {"model": ValidationErrorOut, "description": "a bad query parameter"},
+}
+
+
+def city_with_status(view: StatusView) -> dict[str, Any]:
+    return {**city_dict(view.city), "status": status_dict(view)}
+
+
+@router.get(
+    "/cities",
+    response_model=list[CityWithStatusOut],
+    summary="Every city with its current status",
+)
+def list_cities(app: AppDep, queries: QueriesDep, _: Reader) -> list[dict[str, Any]]:
+    return [city_with_status(v) for v in queries.all_statuses(None, app.clock())]
+
+
+@router.post(
+    "/cities",
+    status_code=201,
+    response_model=CityWithStatusOut,
+    summary="Register a city (editor)",
+    responses={
+        **AUTH_ERRORS,
+        400: {"model": ErrorOut, "description": "the body is not a JSON object"},
+        409: {"model": ErrorOut, "description": "the slug is already registered"},
+        422: {"model": ValidationErrorOut, "description": "a field is invalid"},
+    },
+)
+def register_city(
+    body: CityIn, app: AppDep, request: Request, response: Response, _: Editor
+) -> dict[str, Any]:
+    app.register_city(**body.model_dump())
+    view = app.status(body.slug)
+    response.headers["Location"] = str(request.url_for("get_city", slug=body.slug))
+    response.headers["ETag"] = etag(view.version)
+    return city_with_status(view)
+
+
+@router.get(
+    "/cities/{slug}",
+    response_model=CityWithStatusOut,
+    summary="A city and its current status",
+    responses=READ_ERRORS,
+)
+def get_city(slug: Slug, app: AppDep, response: Response, _: Reader) -> dict[str, Any]:
+    view = app.status(slug)
+    response.headers["ETag"] = etag(view.version)
+    return city_with_status(view)
+
+
+@router.get(
+    "/cities/{slug}/status",
+    response_model=StatusOut,
+    summary="Who controlled the city as of a date, as known at a moment",
+    responses=READ_ERRORS,
+)
+def city_status(
+    slug: Slug,
+    app: AppDep,
+    response: Response,
+    _: Reader,
+    as_of: AsOf = None,
+    known_at: KnownAt = None,
+) -> dict[str, Any]:
+    view = app.status(slug, as_of, resolve_known_at(app, known_at))
+    response.headers["ETag"] = etag(view.version)
+    return status_dict(view)
+
+
+@router.get(
+    "/cities/{slug}/timeline",
+    response_model=list[IntervalOut],
+    summary="The city's control intervals in world order (`to` null for the open one)",
+    responses=READ_ERRORS,
+)
+def city_timeline(
+    slug: Slug, app: AppDep, response: Response, _: Reader, known_at: KnownAt = None
+) -> list[dict[str, Any]]:
+    known = resolve_known_at(app, known_at)
+    _city, intervals = app.timeline(slug, known)
+    response.headers["ETag"] = etag(app.status(slug, None, known).version)
+    return [interval_dict(i) for i in intervals]
