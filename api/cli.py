@@ -148,24 +148,28 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--seed", action="store_true", help="load the seeds before serving")
 
-    tokens = command("tokens", "manage API tokens (only their hashes are stored)")
-    token_commands = tokens.add_subparsers(dest="tokens_command", required=True, metavar="ACTION")
-    create = token_commands.add_parser("create", help="create a token and print it once")
+    def action(group: argparse._SubParsersAction[Any], name: str, help_text: str) -> Any:
+        sub = group.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("--json", action="store_true", help="print JSON")
+        return sub
+
+    tokens = command(
+        "tokens", "manage API tokens (only their hashes are stored)", json_output=False
+    )
+    token_actions = tokens.add_subparsers(dest="tokens_command", required=True, metavar="ACTION")
+    create = action(token_actions, "create", "create a token and print it once")
     create.add_argument("--name", required=True)
     create.add_argument("--role", required=True, choices=("reader", "reporter", "editor", "admin"))
-    token_commands.add_parser("list", help="list tokens (never their secrets)")
-    revoke = token_commands.add_parser("revoke", help="revoke a token by name")
-    revoke.add_argument("name")
+    action(token_actions, "list", "list tokens (never their secrets)")
+    action(token_actions, "revoke", "revoke a token by name").add_argument("name")
 
-    projections = command("projections", "maintain the bitemporal read model")
-    projection_commands = projections.add_subparsers(
+    projections = command("projections", "maintain the bitemporal read model", json_output=False)
+    projection_actions = projections.add_subparsers(
         dest="projections_command", required=True, metavar="ACTION"
     )
-    projection_commands.add_parser(
-        "rebuild", help="drop the read model and rebuild it from the log"
-    )
-    check = projection_commands.add_parser(
-        "check", help="compare the read model with the aggregate fold for every city"
+    action(projection_actions, "rebuild", "drop the read model and rebuild it from the log")
+    check = action(
+        projection_actions, "check", "compare the read model with the aggregate fold, every city"
     )
     check.add_argument("--samples", type=int, default=200, help="(as_of, known_at) pairs per city")
     return parser

@@ -11,6 +11,7 @@ domain never reads a clock) and keep it strictly increasing within the city.
 
 from __future__ import annotations
 
+import math
 from bisect import insort
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -37,6 +38,7 @@ from domain.errors import (
 
 MAX_TEXT = 200  # actors, source names: short labels, not prose
 MAX_PROSE = 4000  # notes, quotes, reasons
+MAX_POPULATION = 100_000_000  # larger than any city; catches typos and overflows
 # No place on Earth is more than 14 hours ahead of UTC: a report is "in the
 # future" only if its date has not yet begun anywhere.
 LATEST_OFFSET = timedelta(hours=14)
@@ -58,7 +60,17 @@ class ReportOutcome:
     created: bool  # False: the report_id was already in the log
 
 
+def _check_characters(field: str, value: str) -> None:
+    """Refuse what no reporter means to type and some stores cannot hold:
+    control characters (NUL included) and lone UTF-16 surrogates."""
+    for char in value:
+        code = ord(char)
+        if (code < 32 and char not in "\n\t") or code == 127 or 0xD800 <= code <= 0xDFFF:
+            raise InvalidReport(field, f"{field} contains an unprintable character (U+{code:04X})")
+
+
 def _clean_label(field: str, value: str) -> str:
+    _check_characters(field, value.replace("\n", " "))
     cleaned = " ".join(value.split())
     if not cleaned:
         raise InvalidReport(field, f"{field} must not be empty")
@@ -70,6 +82,7 @@ def _clean_label(field: str, value: str) -> str:
 def _clean_prose(field: str, value: str | None) -> str | None:
     if value is None:
         return None
+    _check_characters(field, value)
     cleaned = value.strip()
     if len(cleaned) > MAX_PROSE:
         raise InvalidReport(field, f"{field} is longer than {MAX_PROSE} characters")
@@ -166,12 +179,14 @@ class City(Aggregate):
         recorded_at: datetime,
     ) -> City:
         cls.check_recorded_at(recorded_at)
-        if not -90 <= lat <= 90:
+        if not (math.isfinite(lat) and -90 <= lat <= 90):
             raise InvalidReport("lat", f"lat {lat} is not between -90 and 90")
-        if not -180 <= lon <= 180:
+        if not (math.isfinite(lon) and -180 <= lon <= 180):
             raise InvalidReport("lon", f"lon {lon} is not between -180 and 180")
-        if population is not None and population < 0:
-            raise InvalidReport("population", "population must not be negative")
+        if population is not None and not 0 <= population <= MAX_POPULATION:
+            raise InvalidReport(
+                "population", f"population must be between 0 and {MAX_POPULATION:,}"
+            )
         if tracked_since > cls.latest_possible_day(recorded_at):
             raise InvalidReport("tracked_since", f"tracked_since {tracked_since} is in the future")
         return cls._create(

@@ -295,3 +295,38 @@ def test_intervals_cover_the_record_without_gaps() -> None:
     assert [(i.start, i.state.controller) for i in intervals] == [
         (date(2015, 1, 1), GOV), (date(2015, 9, 28), TALIBAN), (date(2015, 10, 1), GOV),
     ]  # fmt: skip
+
+
+class TestUnstorableInput:
+    @pytest.mark.parametrize("actor", ["Tali\x00ban", "Taliban\x1b[31m", "\ud800"])
+    def test_control_characters_and_lone_surrogates_are_refused(self, actor: str) -> None:
+        with pytest.raises(InvalidReport, match="unprintable character") as caught:
+            report(new_city(), EventType.CONTESTED, "2016-10-03", actor)
+        assert caught.value.field == "actor"
+
+    def test_prose_keeps_newlines_and_tabs(self) -> None:
+        city = new_city()
+        report(city, EventType.CONTESTED, "2016-10-03", TALIBAN, note="line one\n\tline two")
+        assert city.version == 2
+
+    @pytest.mark.parametrize(
+        ("field", "overrides"),
+        [
+            ("population", {"population": 10**30}),
+            ("population", {"population": -1}),
+            ("lat", {"lat": float("nan")}),
+            ("lon", {"lon": float("inf")}),
+            ("lat", {"lat": 91.0}),
+        ],
+    )
+    def test_registration_refuses_impossible_numbers(
+        self, field: str, overrides: dict[str, object]
+    ) -> None:
+        values: dict[str, object] = {
+            "slug": "x", "name": "X", "province": "P", "country": "C", "lat": 1.0, "lon": 1.0,
+            "population": 1, "initial_controller": GOV, "tracked_since": date(2015, 1, 1),
+            "recorded_at": RECORDED,
+        }  # fmt: skip
+        with pytest.raises(InvalidReport) as caught:
+            City.register(**{**values, **overrides})  # type: ignore[arg-type]
+        assert caught.value.field == field
