@@ -1,5 +1,5 @@
 # Two entry points that do all the set-up on a fresh machine with Python 3.11+:
-#   make run   - the service on the embedded SQLite store, seeded
+#   make run   - the HTTP API on the embedded SQLite store, migrated and seeded
 #   make test  - lint, types and the whole test suite (SQLite and PostgreSQL)
 PYTHON ?= python3
 VENV := .venv
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/dateline demo
+	$(BIN)/dateline serve --seed
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
