@@ -67,10 +67,13 @@ def cli(settings: Settings, *args: str, timeout: float = 120) -> subprocess.Comp
 
 
 def create_token(settings: Settings) -> str:
-    done = cli(
-        settings, "tokens", "--json", "create", "--name", f"bench-{uuid.uuid4().hex[:6]}",
-        "--role", "reporter",
-    )  # fmt: skip
+    """A reporter token from `dateline tokens create` (`--json` on the action, or
+    on `tokens` in older command lines)."""
+    name = f"bench-{uuid.uuid4().hex[:6]}"
+    action = ["create", "--name", name, "--role", "reporter"]
+    done = cli(settings, "tokens", *action, "--json")
+    if done.returncode == 2:  # a usage error: the older placement of --json
+        done = cli(settings, "tokens", "--json", *action)
     if done.returncode != 0:
         raise ServerError(f"dateline tokens create failed: {done.stderr.strip()[-300:]}")
     return str(json.loads(done.stdout)["token"])
@@ -159,7 +162,7 @@ def http_figures(
                 job = {"base": base, "threads": threads, "max_requests": 1_000_000}
                 loadgen({**job, "mode": "status", "paths": paths, "seconds": min(2.0, seconds)})
                 reads = loadgen({**job, "mode": "status", "paths": paths, "seconds": seconds})
-                team = make_writers(builder, threads, 8, seed=33)
+                team = make_writers(builder, threads, 8, seed=33, hand_off=True)
                 writers = [
                     [
                         {

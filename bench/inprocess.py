@@ -418,12 +418,20 @@ class Writer:
         advance(plan.frontier, report["event_type"], report["actor"])
 
 
-def make_writers(builder: LogBuilder, writers: int, per_writer: int, seed: int) -> list[Writer]:
+def make_writers(
+    builder: LogBuilder, writers: int, per_writer: int, seed: int, *, hand_off: bool = False
+) -> list[Writer]:
+    """Disjoint sets of cities, one per writer. In-process writers keep each
+    city's frontier in step with the log; `hand_off` marks the cities as given
+    to another process (the HTTP load), whose frontier this process loses."""
     rng = random.Random(seed)
     free = [p for p in builder.plans if p.city is not None and not p.taken]
     chosen = rng.sample(free, min(len(free), writers * per_writer))
-    for plan in chosen:
-        plan.taken = True
+    if len(chosen) < writers:
+        raise ValueError(f"only {len(chosen)} cities left for {writers} writers")
+    if hand_off:
+        for plan in chosen:
+            plan.taken = True
     return [Writer(chosen[i::writers], random.Random(seed * 1000 + i)) for i in range(writers)]
 
 

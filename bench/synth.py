@@ -122,7 +122,7 @@ class CityPlan:
     tracked_since: date
     city: City | None = None
     frontier: Frontier | None = None
-    taken: bool = False  # owned by a live writer of the benchmark
+    taken: bool = False  # handed to the HTTP load: this process no longer knows its state
 
 
 @dataclass
