@@ -163,6 +163,10 @@ class Dateline(Application[UUID]):
         self._city_locks: dict[UUID, threading.Lock] = {}
         self._city_locks_guard = threading.Lock()
         super().__init__(env=library_env(self.store, self.settings))
+        from infrastructure.read_model import ReadModel  # it imports this module
+
+        self.read_model = ReadModel(self)
+        self.read_model.catch_up()  # whatever the log holds, e.g. after a crash
 
     def construct_env(self, name: str, env: Any = None) -> Environment:
         # Settings are the only source of configuration: stray POSTGRES_* or
@@ -227,6 +231,7 @@ class Dateline(Application[UUID]):
             self.save(city)
         except IntegrityError:
             raise CityAlreadyExists(slug) from None
+        self.read_model.catch_up()  # read-your-writes: reflected before we answer
         return city_view(city)
 
     def report(
@@ -299,6 +304,7 @@ class Dateline(Application[UUID]):
                         continue
                     except OperationalError as error:  # the library already retried it
                         raise StoreUnavailable(str(error).splitlines()[0]) from error
+                self.read_model.catch_up()  # also for a repeat: its original may lag
                 logged = self._logged_event(city, outcome.event_id)
                 return AppendResult(logged, outcome.created, city.version)
         raise ConcurrencyConflict(slug, attempts)
@@ -319,6 +325,7 @@ class Dateline(Application[UUID]):
         for start in range(0, len(cities), batch_size):
             batch = cities[start : start + batch_size]
             recordings = self.save(*batch)
+            self.read_model.catch_up()
             written += len(recordings)
         return written
 

@@ -1,0 +1,67 @@
+"""`dateline projections rebuild | check`: the bitemporal read model's upkeep."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from typing import Any
+
+from api.cli import UsageError, table
+from infrastructure.application import Dateline
+from infrastructure.read_model import Difference
+
+Emit = Callable[[Any, str], None]
+
+
+def difference_dict(d: Difference) -> dict[str, Any]:
+    return {
+        "city": d.city,
+        "what": d.what,
+        "as_of": d.as_of.isoformat() if d.as_of else None,
+        "known_at": d.known_at.isoformat() if d.known_at else None,
+        "read_model": d.read_model,
+        "fold": d.fold,
+    }
+
+
+def run(args: argparse.Namespace, app: Dateline, emit: Emit) -> None:
+    model = app.read_model
+    started = time.perf_counter()
+    if args.projections_command == "rebuild":
+        applied = model.rebuild()
+        elapsed = time.perf_counter() - started
+        position = model.position()
+        emit(
+            {"events_applied": applied, "position": position, "seconds": round(elapsed, 3)},
+            f"rebuilt the read model from {applied} events "
+            f"(log position {position}) in {elapsed:.2f} s",
+        )
+    elif args.projections_command == "check":
+        if args.samples < 1:
+            raise UsageError(f"--samples must be at least 1 (got {args.samples})")
+        differences, compared = model.check(args.samples)
+        elapsed = time.perf_counter() - started
+        rows = [difference_dict(d) for d in differences]
+        cities = len(app.city_slugs())
+        summary = (
+            f"{len(differences)} differences between the read model and the aggregate fold "
+            f"({cities} cities, {compared} (as_of, known_at) pairs, {elapsed:.2f} s)"
+        )
+        text = summary
+        if rows:
+            columns = ("city", "what", "as_of", "known_at", "read_model", "fold")
+            text = table(rows, columns) + "\n" + summary
+        emit(
+            {
+                "cities": cities,
+                "pairs": compared,
+                "seconds": round(elapsed, 3),
+                "differences": rows,
+            },
+            text,
+        )
+        if differences:
+            raise UsageError(summary)
+    else:  # argparse allows only the two above
+        raise UsageError(f"unknown projections command {args.projections_command!r}")
