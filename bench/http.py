@@ -11,14 +11,14 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from bench.figures import Figure, judge_at_least, judge_at_most
-from bench.inprocess import make_writers, status_samples
+from bench.inprocess import Writer, make_writers, status_samples
 from bench.synth import LogBuilder
 from infrastructure.settings import Settings
 
@@ -43,15 +43,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def server_env(settings: Settings) -> dict[str, str]:
+def server_env(settings: Settings, extra_path: Sequence[Path] = ()) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DATELINE_")}
     env |= {
         "DATELINE_DATABASE_URL": settings.database_url or "",
         "DATELINE_POSTGRES_SCHEMA": settings.postgres_schema,
         "DATELINE_PUBLIC_READS": "true",
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": os.pathsep.join(str(p) for p in (ROOT, *extra_path)),
     }
     return env
+
+
+def serve_command(port: int) -> list[str]:
+    """What the docs tell an operator to run: `dateline serve`."""
+    return [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
 
 
 def cli(settings: Settings, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -80,14 +85,19 @@ def create_token(settings: Settings) -> str:
 
 
 @contextmanager
-def server(settings: Settings, log_dir: Path) -> Iterator[str]:
-    """`dateline serve` on a free loopback port; yields its base URL."""
+def server(
+    settings: Settings,
+    log_dir: Path,
+    command: Callable[[int], list[str]] = serve_command,
+    extra_path: Sequence[Path] = (),
+) -> Iterator[str]:
+    """`dateline serve` (or `command(port)`) on a free loopback port; yields its base URL."""
     port = free_port()
-    log_path = log_dir / "server.log"
+    log_path = log_dir / f"server-{port}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=server_env(settings),
+            command(port),
+            env=server_env(settings, extra_path),
             cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -140,6 +150,32 @@ def loadgen(job: dict[str, Any]) -> dict[str, Any]:
     return dict(json.loads(done.stdout))
 
 
+def status_paths(builder: LogBuilder, n: int, seed: int = 13) -> list[str]:
+    return [
+        f"/cities/{slug}/status?as_of={as_of.isoformat()}&known_at={quote(known_at.isoformat())}"
+        for slug, as_of, known_at in status_samples(builder, n, seed)
+    ]
+
+
+def writer_payload(team: list[Writer]) -> list[list[dict[str, Any]]]:
+    """Each writer's cities with their latest state, for bench.loadgen."""
+    return [
+        [
+            {
+                "slug": p.slug,
+                "actors": p.actors,
+                "status": p.frontier.status.value,
+                "controller": p.frontier.controller,
+                "contested_by": p.frontier.contested_by,
+                "holders": sorted(p.frontier.holders),
+            }
+            for p in w.plans
+            if p.frontier is not None
+        ]
+        for w in team
+    ]
+
+
 def http_figures(
     settings: Settings, builder: LogBuilder, threads: int, seconds: float, samples: int
 ) -> list[Figure]:
@@ -154,30 +190,11 @@ def http_figures(
         try:
             token = create_token(settings)
             with server(settings, Path(tmp)) as base:
-                paths = [
-                    f"/cities/{slug}/status?as_of={as_of.isoformat()}"
-                    f"&known_at={quote(known_at.isoformat())}"
-                    for slug, as_of, known_at in status_samples(builder, max(samples, 2000), 13)
-                ]
+                paths = status_paths(builder, max(samples, 2000))
                 job = {"base": base, "threads": threads, "max_requests": 1_000_000}
                 loadgen({**job, "mode": "status", "paths": paths, "seconds": min(2.0, seconds)})
                 reads = loadgen({**job, "mode": "status", "paths": paths, "seconds": seconds})
-                team = make_writers(builder, threads, 8, seed=33, hand_off=True)
-                writers = [
-                    [
-                        {
-                            "slug": p.slug,
-                            "actors": p.actors,
-                            "status": p.frontier.status.value,
-                            "controller": p.frontier.controller,
-                            "contested_by": p.frontier.contested_by,
-                            "holders": sorted(p.frontier.holders),
-                        }
-                        for p in w.plans
-                        if p.frontier is not None
-                    ]
-                    for w in team
-                ]
+                writers = writer_payload(make_writers(builder, threads, 8, 33, hand_off=True))
                 writes = loadgen(
                     {
                         **job,

@@ -103,8 +103,24 @@ def machine_facts(url: str) -> dict[str, Any]:
         "postgres": settings,
         "packages": versions,
         "git_commit": _git_commit(),
+        "git_uncommitted": _git_uncommitted(),
         "postgres_host": "shares the machine (loopback TCP)",
     }
+
+
+def _git_uncommitted() -> list[str] | None:
+    """Files measured as they stand in the work tree, not as committed."""
+    try:
+        out = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=all", "--", ".", ":!bench"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return [line[3:] for line in out.stdout.splitlines() if line.endswith(".py")]
 
 
 def _cpu_model() -> str | None:

@@ -18,10 +18,15 @@ the real change belongs in (docs/performance.md gives the exact change):
 from __future__ import annotations
 
 import queue
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import Future
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from eventsourcing.persistence import IntegrityError
@@ -36,11 +41,20 @@ from bench.inprocess import (
 )
 from bench.stats import summarize
 from bench.synth import LogBuilder
+from domain.city import City, event_id
+from domain.control import (
+    ControlInterval,
+    ControlState,
+    EventType,
+    Status,
+    TimelineEntry,
+    _next_state,
+)
+from infrastructure.settings import Settings
 
 if TYPE_CHECKING:
     from bench.run import Run
     from infrastructure.application import Dateline
-    from infrastructure.settings import Settings
 
 _Item = tuple[tuple[Any, ...], "Future[Any]"]
 
@@ -253,6 +267,91 @@ def status_aggregate_fast(app: Dateline, builder: LogBuilder, n: int) -> dict[st
     return out
 
 
+SERVER_LIB = Path.home() / ".cache" / "dateline-bench" / "serverlib"
+
+
+def ensure_server_lib() -> Path | None:
+    """httptools + uvloop (what `uvicorn[standard]` adds) in a side directory, so
+    only the prototype servers see them; None if pip cannot install them."""
+    if not (SERVER_LIB / "uvloop").exists():
+        done = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(SERVER_LIB),
+             "httptools", "uvloop"],
+            capture_output=True, text=True, check=False, timeout=300,
+        )  # fmt: skip
+        if done.returncode != 0:
+            return None
+    return SERVER_LIB
+
+
+def uvicorn_command(workers: int, fast: bool) -> Callable[[int], list[str]]:
+    def command(port: int) -> list[str]:
+        return [
+            sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app",
+            "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
+            "--workers", str(workers),
+            "--http", "httptools" if fast else "h11", "--loop", "uvloop" if fast else "asyncio",
+        ]  # fmt: skip
+
+    return command
+
+
+def http_variants(
+    settings: Settings, builder: LogBuilder, threads: int, seconds: float
+) -> dict[str, Any]:
+    """The same status and append load against differently served copies of the API."""
+    from bench import http
+
+    if http.api_missing():
+        return {"skipped": http.api_missing()}
+    lib = ensure_server_lib()
+    variants: list[tuple[str, Callable[[int], list[str]], list[Path]]] = [
+        ("dateline_serve_as_is", http.serve_command, []),
+        ("uvicorn_1_worker_no_access_log", uvicorn_command(1, fast=False), []),
+    ]
+    if lib is not None:
+        variants += [
+            ("uvicorn_1_worker_httptools_uvloop_no_access_log", uvicorn_command(1, True), [lib]),
+            ("uvicorn_2_workers_httptools_uvloop_no_access_log", uvicorn_command(2, True), [lib]),
+        ]
+    token = http.create_token(settings)
+    paths = http.status_paths(builder, 2000, seed=17)
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="dateline-bench-") as tmp:
+        for name, command, extra in variants:
+            with http.server(settings, Path(tmp), command, extra) as base:
+                job = {"base": base, "threads": threads, "max_requests": 1_000_000}
+                http.loadgen({**job, "mode": "status", "paths": paths, "seconds": 1.0})
+                reads = http.loadgen({**job, "mode": "status", "paths": paths, "seconds": seconds})
+                result: dict[str, Any] = {
+                    "status_requests_per_s": reads["ok_per_s"],
+                    "status_p50_ms": reads["latency"]["p50_ms"],
+                    "status_p99_ms": reads["latency"]["p99_ms"],
+                }
+                try:
+                    team = make_writers(builder, threads, 8, seed=77, hand_off=True)
+                except ValueError as error:
+                    result["append"] = f"skipped: {error}"
+                else:
+                    writes = http.loadgen(
+                        {
+                            **job,
+                            "mode": "append",
+                            "writers": http.writer_payload(team),
+                            "token": token,
+                            "seconds": seconds,
+                        }
+                    )
+                    result |= {
+                        "append_events_per_s": writes["ok_per_s"],
+                        "append_p50_ms": writes["latency"]["p50_ms"],
+                        "append_p99_ms": writes["latency"]["p99_ms"],
+                        "append_codes": writes["codes"],
+                    }
+                out[name] = result
+    return out
+
+
 def run_all(app: Dateline, builder: LogBuilder, run: Run, settings: Settings) -> dict[str, Any]:
     results: dict[str, Any] = {}
     log = run.log
@@ -260,10 +359,19 @@ def run_all(app: Dateline, builder: LogBuilder, run: Run, settings: Settings) ->
     results["append_inprocess_variants"] = append_variants(
         app, builder, run.args.writers, run.seconds
     )
+    log("  read model: rebuild with a city cache / incremental intervals")
+    results["projection_rebuild_variants"] = rebuild_variants(app)
+    log("  map: GeoJSON built by PostgreSQL")
+    results["map_geojson_in_sql"] = map_in_sql(app, 5)
     log("  status: projector_func on the aggregate path")
     results["status_aggregate_projector_func"] = status_aggregate_fast(
         app, builder, min(run.samples, 1000)
     )
+    if not run.args.no_http:
+        log("  http: server variants")
+        results["http_server_variants"] = http_variants(
+            settings, builder, run.args.writers, run.seconds
+        )
     figure = run.figures.get("replay_snapshot")
     if isinstance(figure, Figure) and figure.details:
         results["replay_projector_func"] = {
@@ -275,3 +383,227 @@ def run_all(app: Dateline, builder: LogBuilder, run: Run, settings: Settings) ->
             if isinstance(d, dict) and "library" in d
         }
     return results
+
+
+# ------------------------------------------------------------ read model
+class IncrementalIntervals:
+    """`City.intervals()` memoised per aggregate object and extended by one fold
+    step when the only change is a new control event that sorts last in world
+    order (the common fresh report); anything else (a backdated report, a
+    retraction) folds the whole timeline again, exactly as the domain does."""
+
+    def __init__(self) -> None:
+        self.memo: dict[int, tuple[Any, ...]] = {}
+        self.steps = 0
+        self.full = 0
+        self.original = City.intervals
+
+    def install(self) -> None:
+        prototype = self
+
+        def intervals(city: City) -> list[ControlInterval]:
+            return prototype.intervals(city)
+
+        City.intervals = intervals  # type: ignore[method-assign]
+
+    def uninstall(self) -> None:
+        City.intervals = self.original  # type: ignore[method-assign]
+        self.memo.clear()
+
+    def intervals(self, city: City) -> list[ControlInterval]:
+        timeline = city.timeline
+        memo = self.memo.get(id(city))
+        if memo is not None and memo[0] is city and memo[3] == len(city.retractions):
+            _, size, version, _, state, holders, result = memo
+            if size == len(timeline) and version == city.version:
+                return list(result)
+            last = timeline[-1] if timeline else None
+            if size + 1 == len(timeline) and last is not None and last[1] == city.version:
+                on, v, kind, actor = last
+                entry = TimelineEntry(on, v, EventType(kind), actor, event_id(city.slug, v))
+                new = _next_state(city.name, state, holders, entry, None)
+                result = list(result)
+                if new != state:
+                    state, holders = new, set(holders)
+                    if state.controller is not None:
+                        holders.add(state.controller)
+                    tail = result[-1]
+                    if tail.start == on:
+                        result[-1] = ControlInterval(tail.start, None, state)
+                    else:
+                        result[-1] = ControlInterval(tail.start, on, tail.state)
+                        result.append(ControlInterval(on, None, state))
+                self.steps += 1
+                self._keep(city, state, holders, result)
+                return list(result)
+        self.full += 1
+        result, state, holders = fold_with_holders(city)
+        self._keep(city, state, holders, result)
+        return list(result)
+
+    def _keep(
+        self, city: City, state: ControlState, holders: set[str], result: list[ControlInterval]
+    ) -> None:
+        self.memo[id(city)] = (
+            city, len(city.timeline), city.version, len(city.retractions), state, holders, result,
+        )  # fmt: skip
+
+
+def fold_with_holders(city: City) -> tuple[list[ControlInterval], ControlState, set[str]]:
+    """domain.control.fold, also returning the final state and the set of holders."""
+    state = ControlState(
+        Status.HELD, city.initial_controller, None, city.tracked_since, event_id(city.slug, 1)
+    )
+    holders = {city.initial_controller}
+    intervals = [ControlInterval(city.tracked_since, None, state)]
+    for on, v, kind, actor in city.timeline:
+        entry = TimelineEntry(on, v, EventType(kind), actor, event_id(city.slug, v))
+        new = _next_state(city.name, state, holders, entry, None)
+        if new == state:
+            continue
+        state = new
+        if state.controller is not None:
+            holders.add(state.controller)
+        last = intervals[-1]
+        if last.start == on:
+            intervals[-1] = ControlInterval(last.start, None, state)
+        else:
+            intervals[-1] = ControlInterval(last.start, on, last.state)
+            intervals.append(ControlInterval(on, None, state))
+    return intervals, state, holders
+
+
+class CityCache:
+    """repository.get(city, version=v) answered from the aggregate a previous
+    batch of the same rebuild left at version v (the projection mutates it in place)."""
+
+    def __init__(self, app: Dateline) -> None:
+        self.app = app
+        self.original = app.repository.get
+        self.cities: dict[Any, Any] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def install(self) -> None:
+        def get(aggregate_id: Any, *, version: int | None = None, **kwargs: Any) -> Any:
+            city = self.cities.get(aggregate_id)
+            if version is not None and city is not None and city.version == version:
+                self.hits += 1
+                return city
+            self.misses += 1
+            city = self.original(aggregate_id, version=version, **kwargs)
+            if version is not None:
+                self.cities[aggregate_id] = city
+            return city
+
+        self.app.repository.get = get  # type: ignore[method-assign]
+
+    def uninstall(self) -> None:
+        del self.app.repository.get
+        self.cities.clear()
+
+
+def rebuild_variants(app: Dateline) -> dict[str, Any]:
+    """read_model.rebuild() as is, then with each read-model prototype, then both."""
+    if not has_read_model(app) or not hasattr(app.read_model, "rebuild"):
+        return {"skipped": "app.read_model.rebuild has not landed"}
+    out: dict[str, Any] = {}
+    for name in ("as_is", "city_cache", "incremental_intervals", "both"):
+        cache = CityCache(app) if name in ("city_cache", "both") else None
+        memo = IncrementalIntervals() if name in ("incremental_intervals", "both") else None
+        for prototype in (cache, memo):
+            if prototype is not None:
+                prototype.install()
+        start = time.perf_counter()
+        try:
+            applied = app.read_model.rebuild()
+        finally:
+            seconds = time.perf_counter() - start
+            for prototype in (cache, memo):
+                if prototype is not None:
+                    prototype.uninstall()
+        out[name] = {"events_per_s": round(applied / seconds, 1), "seconds": round(seconds, 2)}
+        if cache is not None:
+            out[name] |= {"cache_hits": cache.hits, "cache_misses": cache.misses}
+        if memo is not None:
+            out[name] |= {"one_step_folds": memo.steps, "full_folds": memo.full}
+    return out
+
+
+# ------------------------------------------------------------------------ map
+MAP_SQL = """
+SELECT json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg(
+    json_build_object(
+        'type', 'Feature', 'id', q.slug,
+        'geometry', json_build_object(
+            'type', 'Point', 'coordinates', json_build_array(q.lon, q.lat)),
+        'properties', json_build_object(
+            'city', q.slug, 'as_of', %(as_of_text)s, 'known_at', %(known_at_text)s,
+            'status', coalesce(q.status, 'unknown'), 'controller', q.controller,
+            'contested_by', q.contested_by, 'since', q.since, 'event_id', q.event_id,
+            'version', coalesce(q.known_version, 0), 'name', q.name, 'province', q.province))
+    ORDER BY q.slug), '[]'::json))::text
+FROM ({inner}) q"""
+
+
+def map_in_sql(app: Dateline, reps: int) -> dict[str, Any]:
+    """The GeoJSON body built by PostgreSQL (json_agg over the read model's own
+    all-cities query), against the in-process path of the map figure."""
+    import json
+    import random
+    from datetime import UTC, date, datetime, timedelta
+
+    from bench.inprocess import geojson_builder
+
+    try:
+        from infrastructure import read_model
+    except ImportError:
+        return {"skipped": "infrastructure.read_model has not landed"}
+    inner = getattr(read_model, "STATUS_ALL", None)
+    if inner is None or not has_read_model(app):
+        return {"skipped": "read_model.STATUS_ALL not found"}
+    store = app.read_model._store
+    sql = store.sql(MAP_SQL.replace("{inner}", inner))
+    build, _ = geojson_builder()
+    rng = random.Random(11)
+    sql_ms, python_ms = [], []
+    same = None
+    for i in range(reps + 1):
+        as_of = date(2010, 1, 1) + timedelta(days=rng.randrange(16 * 365))
+        known_at = datetime.combine(as_of, datetime.max.time(), UTC) + timedelta(days=30)
+        params = {
+            "d": store.day(as_of),
+            "t": store.instant(known_at),
+            "as_of_text": as_of.isoformat(),
+            "known_at_text": known_at.isoformat(),
+        }
+        start = time.perf_counter()
+        with store.read() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        body = next(iter(row.values())) if isinstance(row, dict) else row[0]
+        middle = time.perf_counter()
+        python_body = json.dumps(build(app.read_model.statuses(as_of, known_at)))
+        end = time.perf_counter()
+        if i == 0:
+            same = _same_features(body, python_body)
+            continue
+        sql_ms.append(middle - start)
+        python_ms.append(end - middle)
+    return {
+        "sql_json_agg": summarize(sql_ms),
+        "python_path": summarize(python_ms),
+        "same_features_as_api": same,
+    }
+
+
+def _same_features(sql_body: str, python_body: str) -> bool:
+    import json
+
+    def key(feature: dict[str, Any]) -> tuple[Any, ...]:
+        props = {k: v for k, v in feature["properties"].items() if k not in ("known_at",)}
+        return (feature["id"], tuple(feature["geometry"]["coordinates"]), sorted(props.items()))
+
+    a = [key(f) for f in json.loads(sql_body)["features"]]
+    b = [key(f) for f in json.loads(python_body)["features"]]
+    return a == b
