@@ -27,6 +27,7 @@ from infrastructure import migrations
 from infrastructure.application import (
     ConcurrencyConflict,
     Dateline,
+    NotYetVisible,
     StoreNotMigrated,
     StoreUnavailable,
 )
@@ -375,6 +376,7 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
         ConcurrencyConflict,
         StoreNotMigrated,
         StoreUnavailable,
+        NotYetVisible,
         ConfigurationError,
         UsageError,
     ) as error:

@@ -31,7 +31,7 @@ from domain.errors import (
     UnknownEvent,
     VersionMismatch,
 )
-from infrastructure.application import ConcurrencyConflict, StoreUnavailable
+from infrastructure.application import ConcurrencyConflict, NotYetVisible, StoreUnavailable
 
 log = logging.getLogger("dateline.api")
 
@@ -169,6 +169,11 @@ async def store_unavailable(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def not_yet_visible(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("read model behind the log: %s", exc)
+    return error_response(503, str(exc), headers={"Retry-After": "2"})
+
+
 async def internal_error(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(
@@ -221,6 +226,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ControlRuleViolation, control_rule)
     app.add_exception_handler(VersionMismatch, version_mismatch)
     app.add_exception_handler(ConcurrencyConflict, concurrency_conflict)
+    app.add_exception_handler(NotYetVisible, not_yet_visible)
     for unavailable in (
         StoreUnavailable,
         OperationalError,

@@ -1,9 +1,9 @@
 """Queries across cities, behind one small interface.
 
-`GET /status` and `GET /changes` read through `ControlQueries`. Today they fold
-each city through the application (one replay per city, fine for tens of
-cities); the read model of issue 4 will answer them from its tables. The swap
-is the one line in `make_queries`.
+`GET /status`, `GET /cities` and `GET /changes` read through `ControlQueries`,
+answered by the bitemporal read model (`ReadModelQueries`). `ApplicationQueries`
+folds every city through the aggregates instead: the reference the read model
+is tested against.
 
 `changes` lists control events (Contested, Captured, Retaken) whose
 `occurred_on` lies in [start, end], as the record stood at `known_at`. An
@@ -70,8 +70,27 @@ class ApplicationQueries:
         return found
 
 
+class ReadModelQueries:
+    """Answers from the bitemporal read model: one query per request."""
+
+    def __init__(self, app: Dateline) -> None:
+        self.read_model = app.read_model
+
+    def all_statuses(self, as_of: date | None, known_at: datetime) -> list[StatusView]:
+        return self.read_model.statuses(as_of, known_at)
+
+    def changes(
+        self, start: date, end: date, known_at: datetime, *, include_retracted: bool = False
+    ) -> list[LoggedEvent]:
+        return [
+            event
+            for event in self.read_model.changes(start, end, known_at)
+            if event.is_control_event and (include_retracted or event.retracted is None)
+        ]
+
+
 def make_queries(app: Dateline) -> ControlQueries:
-    return ApplicationQueries(app)
+    return ReadModelQueries(app)
 
 
 def all_statuses(app: Dateline, as_of: date | None, known_at: datetime) -> list[StatusView]:

@@ -66,6 +66,20 @@ class StoreUnavailable(Exception):
         super().__init__(f"the event store is unavailable, nothing was written: {detail}")
 
 
+class NotYetVisible(Exception):
+    """The write committed, but the read model could not reflect it yet.
+
+    Nothing is lost: the next write or restart catches the read model up, and
+    repeating the request with the same report_id returns the recorded event."""
+
+    def __init__(self, event_id: str, detail: str) -> None:
+        super().__init__(
+            f"{event_id} was recorded, but the read model could not reflect it yet ({detail}); "
+            "repeat the request with the same report_id to confirm: it will not be written twice"
+        )
+        self.event_id = event_id
+
+
 class StoreNotMigrated(Exception):
     def __init__(self, store: StoreConfig, current: str | None, head: str | None) -> None:
         super().__init__(
@@ -231,7 +245,7 @@ class Dateline(Application[UUID]):
             self.save(city)
         except IntegrityError:
             raise CityAlreadyExists(slug) from None
-        self.read_model.catch_up()  # read-your-writes: reflected before we answer
+        self._reflect(f"{slug}-1")  # read-your-writes: reflected before we answer
         return city_view(city)
 
     def report(
@@ -304,10 +318,17 @@ class Dateline(Application[UUID]):
                         continue
                     except OperationalError as error:  # the library already retried it
                         raise StoreUnavailable(str(error).splitlines()[0]) from error
-                self.read_model.catch_up()  # also for a repeat: its original may lag
+                self._reflect(outcome.event_id)  # also for a repeat: its original may lag
                 logged = self._logged_event(city, outcome.event_id)
                 return AppendResult(logged, outcome.created, city.version)
         raise ConcurrencyConflict(slug, attempts)
+
+    def _reflect(self, event_id: str) -> None:
+        """Bring the read model up to the log before answering a write."""
+        try:
+            self.read_model.catch_up()
+        except Exception as error:  # any failure here must not read as a failed write
+            raise NotYetVisible(event_id, str(error).splitlines()[0]) from error
 
     @contextmanager
     def _city_lock(self, cid: UUID) -> Iterator[None]:

@@ -94,7 +94,7 @@ def city_status(
     as_of: AsOf = None,
     known_at: KnownAt = None,
 ) -> dict[str, Any]:
-    view = app.status(slug, as_of, resolve_known_at(app, known_at))
+    view = app.read_model.status(slug, as_of, resolve_known_at(app, known_at))
     response.headers["ETag"] = etag(view.version)
     return status_dict(view)
 

@@ -181,14 +181,14 @@ def test_tokens_cli(
 
     lines.clear()
     assert (
-        main(["tokens", "--json", "create", "--name", "ed", "--role", "editor"], lines.append) == 0
+        main(["tokens", "create", "--name", "ed", "--role", "editor", "--json"], lines.append) == 0
     )
     created = json.loads(lines[0])
     assert (created["name"], created["role"], created["active"]) == ("ed", "editor", True)
     assert created["token"].startswith("dl_")
 
     lines.clear()
-    assert main(["tokens", "--json", "list"], lines.append) == 0
+    assert main(["tokens", "list", "--json"], lines.append) == 0
     listed = json.loads(lines[0])
     assert [(t["name"], t["role"], t["active"]) for t in listed] == [
         ("ed", "editor", True),

@@ -208,3 +208,26 @@ def test_odd_bodies_never_500_and_never_write(city: Api) -> None:
     for path in ("/cities/%00", "/cities/" + "a" * 3000, "/cities/x%2Fy/events"):
         assert city.get(path).status_code < 500
     assert len(city.events("testville")) == 1
+
+
+def test_a_committed_append_the_read_model_cannot_reflect_is_503_and_safe_to_repeat(
+    city: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read_model = city.dateline.read_model
+    real_catch_up = read_model.catch_up
+
+    def broken() -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(read_model, "catch_up", broken)
+    body = {**VALID, "report_id": "r-503"}
+    first = city.post("/cities/testville/events", "reporter", json=body)
+    assert first.status_code == 503
+    assert "testville-2 was recorded" in first.json()["detail"]
+    assert "same report_id" in first.json()["detail"]
+
+    monkeypatch.setattr(read_model, "catch_up", real_catch_up)
+    again = city.post("/cities/testville/events", "reporter", json=body)
+    assert again.status_code == 200 and again.json()["id"] == "testville-2"
+    status = city.get("/cities/testville/status", params={"as_of": "2021-06-21"}).json()
+    assert status["status"] == "contested" and status["version"] == 2
