@@ -19,7 +19,7 @@ import pytest
 from api.cli import main
 from domain.control import EventType, Source, Status
 from domain.errors import CityNotFound, DomainError
-from infrastructure.application import Dateline
+from infrastructure.application import Dateline, NotYetVisible
 from infrastructure.read_model import ReadModel
 from infrastructure.settings import Settings
 from seeds.loader import load_seeds
@@ -182,10 +182,10 @@ def test_crash_between_append_and_projection_is_caught_up_exactly_once(
 
     monkeypatch.setattr(app.read_model, "catch_up", crash)
     clock.advance(hours=1)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(NotYetVisible, match="kunduz-2 was recorded"):
         report(app, "kunduz", EventType.CAPTURED, date(2015, 9, 28), TALIBAN, report_id="r1")
     clock.advance(hours=1)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(NotYetVisible):
         report(app, "kunduz", EventType.CONTESTED, date(2015, 9, 20), TALIBAN)
     assert log_size(app) == 3 and app.read_model.position() == position
     assert app.read_model.status("kunduz", date(2016, 1, 1)).state.controller == GOV  # lagging
@@ -229,7 +229,7 @@ def test_a_failure_inside_a_batch_rolls_it_back_whole(
 
     monkeypatch.setattr(ReadModel, "_apply", apply_then_die)
     clock.advance(hours=1)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(NotYetVisible):
         report(app, "kunduz", EventType.CAPTURED, date(2015, 9, 28), TALIBAN)
     assert dump(settings) == before  # nothing of the batch survived
     monkeypatch.undo()
