@@ -161,7 +161,13 @@ def replay_figures(app: Dateline, builder: LogBuilder, reps: int) -> tuple[Figur
     sizes = sorted(
         (plan.city.version, plan.slug) for plan in builder.plans if plan.city is not None
     )
-    picks = {"median_city": sizes[len(sizes) // 2], "largest_city": sizes[-1]}
+    interval = app.settings.snapshot_interval
+    snapshotted = [s for s in sizes if s[0] >= interval] or sizes[-1:]
+    picks = {
+        "median_city": sizes[len(sizes) // 2],
+        "median_snapshotted_city": snapshotted[len(snapshotted) // 2],
+        "largest_city": sizes[-1],
+    }
     snap = Figure.of("replay_snapshot")
     full = Figure.of("replay_full")
     snap.unit = full.unit = "ms"
@@ -208,13 +214,17 @@ def replay_figures(app: Dateline, builder: LogBuilder, reps: int) -> tuple[Figur
                 statistics.median(full_fst) / events * 1e6, 2
             ),
         }
-    median = snap.details["median_city"]["library"]
+    median = snap.details["median_snapshotted_city"]["library"]
     snap.value = {"p50_ms": median["p50_ms"], "p99_ms": median["p99_ms"]}
-    judge_at_most(snap, median["p50_ms"], 1.0, "median city p50 ms")
+    judge_at_most(snap, median["p50_ms"], 1.0, "median snapshotted city p50 ms")
     largest = snap.details["largest_city"]["library"]
     judge_at_most(snap, largest["p50_ms"], 1.0, "largest city p50 ms")
+    snap.details["what"] = (
+        "value: the median city among those with at least one snapshot "
+        f"(>= {interval} events); median_city may have no snapshot yet"
+    )
     full.value = {
-        "per_event_us": full.details["median_city"]["per_event_us"],
+        "per_event_us": full.details["median_snapshotted_city"]["per_event_us"],
         "largest_city_per_event_us": full.details["largest_city"]["per_event_us"],
     }
     full.unit = "us/event"

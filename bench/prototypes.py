@@ -355,22 +355,35 @@ def http_variants(
 def run_all(app: Dateline, builder: LogBuilder, run: Run, settings: Settings) -> dict[str, Any]:
     results: dict[str, Any] = {}
     log = run.log
-    log("  appends: group commit / coalesced catch-up")
-    results["append_inprocess_variants"] = append_variants(
-        app, builder, run.args.writers, run.seconds
+
+    def attempt(name: str, what: str, action: Callable[[], Any]) -> None:
+        log(f"  {what}")
+        try:
+            results[name] = action()
+        except Exception as error:  # a prototype failing must not lose the run
+            results[name] = {"failed": f"{type(error).__name__}: {str(error)[:300]}"}
+
+    attempt(
+        "append_inprocess_variants",
+        "appends: group commit / coalesced catch-up",
+        lambda: append_variants(app, builder, run.args.writers, run.seconds),
     )
-    log("  read model: rebuild with a city cache / incremental intervals")
-    results["projection_rebuild_variants"] = rebuild_variants(app)
-    log("  map: GeoJSON built by PostgreSQL")
-    results["map_geojson_in_sql"] = map_in_sql(app, 5)
-    log("  status: projector_func on the aggregate path")
-    results["status_aggregate_projector_func"] = status_aggregate_fast(
-        app, builder, min(run.samples, 1000)
+    attempt(
+        "projection_rebuild_variants",
+        "read model: rebuild with a city cache / incremental intervals",
+        lambda: rebuild_variants(app),
+    )
+    attempt("map_geojson_in_sql", "map: GeoJSON built by PostgreSQL", lambda: map_in_sql(app, 5))
+    attempt(
+        "status_aggregate_projector_func",
+        "status: projector_func on the aggregate path",
+        lambda: status_aggregate_fast(app, builder, min(run.samples, 1000)),
     )
     if not run.args.no_http:
-        log("  http: server variants")
-        results["http_server_variants"] = http_variants(
-            settings, builder, run.args.writers, run.seconds
+        attempt(
+            "http_server_variants",
+            "http: server variants",
+            lambda: http_variants(settings, builder, run.args.writers, run.seconds),
         )
     figure = run.figures.get("replay_snapshot")
     if isinstance(figure, Figure) and figure.details:
@@ -538,7 +551,7 @@ SELECT json_build_object('type', 'FeatureCollection', 'features', coalesce(json_
         'geometry', json_build_object(
             'type', 'Point', 'coordinates', json_build_array(q.lon, q.lat)),
         'properties', json_build_object(
-            'city', q.slug, 'as_of', %(as_of_text)s, 'known_at', %(known_at_text)s,
+            'city', q.slug, 'as_of', %(as_of_text)s::text, 'known_at', %(known_at_text)s::text,
             'status', coalesce(q.status, 'unknown'), 'controller', q.controller,
             'contested_by', q.contested_by, 'since', q.since, 'event_id', q.event_id,
             'version', coalesce(q.known_version, 0), 'name', q.name, 'province', q.province))
