@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -399,7 +399,9 @@ class Dateline(Application[UUID]):
     # -------------------------------------------------------------- internals
     def _city(self, slug: str, version: int | None = None) -> City:
         try:
-            city: Any = self.repository.get(city_id(slug), version=version)
+            city: Any = self.repository.get(
+                city_id(slug), version=version, projector_func=apply_events
+            )
         except AggregateNotFoundError:
             raise CityNotFound(slug) from None
         assert isinstance(city, City)
@@ -432,6 +434,14 @@ class Dateline(Application[UUID]):
         current = migrations.current_revision(self.store)
         if current != head:
             raise StoreNotMigrated(self.store, current, head)
+
+
+def apply_events(city: Any, events: Iterable[Any]) -> Any:
+    """The library's fold without its per-event runtime Protocol isinstance
+    assert (~18 us an event, a third of a replay); our events are City's own."""
+    for event in events:
+        city = event.mutate(city)
+    return city
 
 
 def city_view(city: City) -> CityView:
