@@ -204,7 +204,7 @@ def http_figures(
                         "seconds": seconds,
                     }
                 )
-        except (ServerError, subprocess.TimeoutExpired, OSError) as error:
+        except (ServerError, subprocess.TimeoutExpired, OSError, ValueError) as error:
             reason = str(error).splitlines()[0][:300]
             return [
                 Figure.not_measured("append_http", reason),

@@ -63,6 +63,14 @@ class Timers:
         self._restore.clear()
 
 
+READ_MODEL_TABLES = (
+    "dateline_control_periods",
+    "dateline_event_facts",
+    "dateline_rm_cities",
+    "dateline_projection_tracking",
+)
+
+
 def has_read_model(app: Dateline) -> bool:
     return hasattr(app, "read_model")
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.analysis import LIMITS
 from bench.run import fmt, headline
 
 
@@ -46,8 +47,19 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def annotate(path: Path) -> None:
+    result = json.loads(path.read_text())
+    for key, figure in result["figures"].items():
+        if figure.get("met") is False:
+            figure["limited_by"] = LIMITS.get(key)
+    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["--annotate"] and len(args) == 2:
+        annotate(Path(args[1]))
+        return 0
     if len(args) != 1:
         print(__doc__, file=sys.stderr)
         return 2

@@ -51,8 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-http", action="store_true", help="skip the HTTP figures")
     p.add_argument(
         "--prototypes",
-        action="store_true",
-        help="also measure the design changes prototyped in bench/prototypes.py",
+        nargs="?",
+        const="all",
+        metavar="LIST",
+        help="also measure the design changes prototyped in bench/prototypes.py: all, or a "
+        "comma-separated subset of appends,rebuild,map,status,http",
     )
     p.add_argument("--out", type=Path, help="JSON file (default: bench/results/<date>-<size>.json)")
     p.add_argument("--keep-schema", action="store_true", help="do not drop the schema (debug)")
@@ -135,6 +138,14 @@ class Run:
                     lambda: inprocess.rebuild_figure(app, self.url, self.schema),
                 )
             )
+            # The rebuild deleted and rewrote every read-model row in one transaction;
+            # autovacuum would clean up within a minute, do it now for the reads.
+            with pg.connect(self.url) as conn:
+                for table in inprocess.READ_MODEL_TABLES:
+                    if conn.execute(
+                        "SELECT to_regclass(%s)", (f'"{self.schema}".{table}',)
+                    ).fetchone()[0]:
+                        conn.execute(f'VACUUM ANALYZE "{self.schema}".{table}')
             self.add(
                 self.phase(
                     "status in process",
@@ -152,13 +163,6 @@ class Run:
                     ),
                 )
             )
-            if self.args.prototypes:
-                from bench import prototypes
-
-                self.prototypes = self.phase(
-                    "prototypes",
-                    lambda: prototypes.run_all(app, builder, self, settings),
-                )
             if self.args.no_http:
                 for key in ("append_http", "status_http"):
                     self.add(Figure.not_measured(key, "skipped (--no-http)"))
@@ -172,6 +176,13 @@ class Run:
                             settings, builder, self.args.writers, self.seconds, self.samples
                         ),
                     )
+                )
+            if self.args.prototypes:
+                from bench import prototypes
+
+                self.prototypes = self.phase(
+                    "prototypes",
+                    lambda: prototypes.run_all(app, builder, self, settings),
                 )
         finally:
             gc.unfreeze()
