@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from bisect import insort
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -26,6 +27,7 @@ from domain.control import (
     EventType,
     Source,
     TimelineEntry,
+    extend,
     fold,
     state_on,
 )
@@ -320,6 +322,21 @@ class City(Aggregate):
 
     def intervals(self) -> list[ControlInterval]:
         return self._fold(self._entries(), subject_event_id=None)
+
+    def intervals_after_latest(self, before: Sequence[ControlInterval]) -> list[ControlInterval]:
+        """`intervals()`, given the intervals just before the latest event applied.
+
+        When that event is a control event last in world order (most reports),
+        only the tail can change: one rule step, not a fold of the whole city.
+        Projections that follow the log event by event use this."""
+        latest = self.timeline[-1] if self.timeline else None
+        if not before or latest is None or latest[1] != self.version:
+            return self.intervals()
+        on, version, kind, actor = latest
+        holders = {self.initial_controller}
+        holders.update(e[3] for e in self.timeline[:-1] if e[2] != EventType.CONTESTED.value)
+        entry = TimelineEntry(on, version, EventType(kind), actor, event_id(self.slug, version))
+        return extend(self.name, before, holders, entry)
 
     def is_retracted(self, control_event_id: str) -> bool:
         return control_event_id in self.retractions

@@ -144,14 +144,33 @@ def fold(
         state = new
         if state.controller is not None:
             holders.add(state.controller)
-        last = intervals[-1]
-        if last.start == entry.occurred_on:
-            # Several events on one day: the day ends in the last one's state.
-            intervals[-1] = ControlInterval(last.start, None, state)
-        else:
-            intervals[-1] = ControlInterval(last.start, entry.occurred_on, last.state)
-            intervals.append(ControlInterval(entry.occurred_on, None, state))
+        _enter(intervals, entry.occurred_on, state)
     return intervals
+
+
+def extend(
+    city: str, intervals: Sequence[ControlInterval], holders: set[str], entry: TimelineEntry
+) -> list[ControlInterval]:
+    """`fold` of one more event that sorts after every event in `intervals`:
+    one rule step instead of a whole fold. `holders`: the initial controller and
+    every actor that captured or retook the city in the events folded so far."""
+    extended = list(intervals)
+    state = extended[-1].state
+    new = _next_state(city, state, holders, entry, entry.event_id)
+    if new != state:
+        _enter(extended, entry.occurred_on, new)
+    return extended
+
+
+def _enter(intervals: list[ControlInterval], on: date, state: ControlState) -> None:
+    """Close the open interval on `on` and open one in `state`."""
+    last = intervals[-1]
+    if last.start == on:
+        # Several events on one day: the day ends in the last one's state.
+        intervals[-1] = ControlInterval(last.start, None, state)
+    else:
+        intervals[-1] = ControlInterval(last.start, on, last.state)
+        intervals.append(ControlInterval(on, None, state))
 
 
 def state_on(intervals: Sequence[ControlInterval], tracked_since: date, on: date) -> ControlState:

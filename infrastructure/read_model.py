@@ -436,6 +436,7 @@ class ReadModel:
             cursor, [cid for cid, version in first_version.items() if version > 1]
         )
         cities: dict[UUID, City] = {}
+        latest_intervals: dict[UUID, list[ControlInterval]] = {}
         new_periods: list[_Period] = []
         closed: list[_Period] = []
         new_cities: list[tuple[Any, ...]] = []
@@ -480,7 +481,10 @@ class ReadModel:
 
             # Diff the city's intervals now against its open rows.
             periods = open_periods.setdefault(cid, {})
-            intervals = {i.start: i for i in city.intervals()}
+            before = latest_intervals.get(cid)
+            after = city.intervals() if before is None else city.intervals_after_latest(before)
+            latest_intervals[cid] = after
+            intervals = {i.start: i for i in after}
             for start, period in list(periods.items()):
                 interval = intervals.get(start)
                 if interval is None or (interval.end, interval.state) != (
