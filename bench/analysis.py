@@ -24,30 +24,33 @@ LIMITS: dict[str, str] = {
         "with the append work, on 2 cores shared with PostgreSQL and the load generator."
     ),
     "bulk_import": (
-        "The read model's catch-up after every import batch takes ~85% of the import: per "
+        "The read model's catch-up after every import batch takes ~86% of the import: per "
         "event it decodes the event again, reloads the city once per 500-event batch "
-        "(repository.get), folds the city's whole timeline (City.intervals, O(events in "
-        "the city)) and writes period and fact rows with executemany. Without it the same "
-        "import ran at 3,400-3,900 events/s (ratio ~0.08). The rest: the library's save "
-        "(JSON encoding, composite-type adaptation, index rows) and snapshots taken by "
-        "re-reading each city from the database (take_snapshot -> repository.get)."
+        "(repository.get), folds the city's whole timeline (City.intervals, O(events in the "
+        "city)) and writes period and fact rows with executemany. The library's save alone "
+        "(JSON encoding, composite-type adaptation, index rows, snapshots taken by re-reading "
+        "each city) ran at ~4,800 events/s in the 300,000-event run (ratio ~0.07)."
     ),
     "status_inprocess": (
         "One round trip to PostgreSQL over loopback TCP (~0.3 ms) plus row-to-dataclass "
         "conversion; the p99 tail is scheduling noise on 2 shared cores."
     ),
     "status_http": (
-        "GET /cities/{slug}/status answers from the aggregate (Dateline.status: index "
-        "lookup, snapshot, replay of up to 49 events, fold: ~1.2-1.4 ms in process), not "
-        "from the read model; and one uvicorn process (h11, asyncio loop, access log) "
-        "spends ~2/3 of its CPU in the ASGI stack, FastAPI and the thread-pool hand-off. "
-        "Both share one GIL and 2 cores with PostgreSQL and the load generator."
+        "The server, not the query: read_model.status costs ~0.3-0.6 ms in process, but one "
+        "uvicorn process (h11, asyncio loop, access log, as `dateline serve` runs it) spends "
+        "most of its CPU in the ASGI stack, FastAPI and the thread-pool hand-off, under one "
+        "GIL, on 2 cores shared with PostgreSQL and the load generator. Two workers with "
+        "httptools + uvloop and no access log served ~2.6x more (prototypes."
+        "http_server_variants)."
     ),
     "map_geojson": (
-        "Per city: the all-cities query and one StatusView per row (~60%), pydantic "
-        "validation of every feature's properties in api.routers.status.feature_collection "
-        "(~25%), json.dumps (~13%). Building the GeoJSON in PostgreSQL (json_agg) removes "
-        "the per-row Python work: see prototypes.map_geojson_in_sql."
+        "The all-cities query (~55%: it scans every period row and aggregates every fact "
+        "row up to known_at, because no index serves a point-in-rectangle query across "
+        "cities), one StatusView per row, pydantic re-validation of every feature in "
+        "api.routers.status.feature_collection (~25%) and json.dumps (~15%). A GiST index on "
+        "(daterange(valid_from, valid_to), tstzrange(known_from, known_to)) turns the scan "
+        "into a bitmap scan of the ~10,000 matching rows; json_agg in PostgreSQL removes the "
+        "per-row Python work (prototypes.map_geojson_in_sql)."
     ),
     "projection_rebuild": (
         "Per event: a fold of the city's whole timeline (City.intervals, O(events in the "

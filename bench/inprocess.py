@@ -186,6 +186,7 @@ def replay_figures(app: Dateline, builder: LogBuilder, reps: int) -> tuple[Figur
         fast_snapshot = summarize(
             time_calls(partial(repo.get, cid, projector_func=fast_projector), reps, warmup=3)
         )
+        application = summarize(time_calls(partial(app.find_city, slug), reps, warmup=3))
         snapshots = app.snapshots
         assert snapshots is not None
         latest = list(snapshots.get(cid, desc=True, limit=1))
@@ -210,6 +211,7 @@ def replay_figures(app: Dateline, builder: LogBuilder, reps: int) -> tuple[Figur
             "events_after_snapshot": tail,
             "library": with_snapshot,
             "projector_func_prototype": fast_snapshot,
+            "application": application,
         }
         median_full = statistics.median(full_lib)
         full.details[label] = {
@@ -222,14 +224,16 @@ def replay_figures(app: Dateline, builder: LogBuilder, reps: int) -> tuple[Figur
                 statistics.median(full_fst) / events * 1e6, 2
             ),
         }
-    median = snap.details["median_snapshotted_city"]["library"]
+    median = snap.details["median_snapshotted_city"]["application"]
     snap.value = {"p50_ms": median["p50_ms"], "p99_ms": median["p99_ms"]}
     judge_at_most(snap, median["p50_ms"], 1.0, "median snapshotted city p50 ms")
-    largest = snap.details["largest_city"]["library"]
+    largest = snap.details["largest_city"]["application"]
     judge_at_most(snap, largest["p50_ms"], 1.0, "largest city p50 ms")
     snap.details["what"] = (
-        "value: the median city among those with at least one snapshot "
-        f"(>= {interval} events); median_city may have no snapshot yet"
+        "value: Dateline.find_city (the application's own reload) for the median city "
+        f"among those with at least one snapshot (>= {interval} events); `library` is "
+        "repository.get with the library's default projector; median_city may have no "
+        "snapshot yet"
     )
     full.value = {
         "per_event_us": full.details["median_snapshotted_city"]["per_event_us"],
