@@ -174,6 +174,7 @@ class Dateline(Application[UUID]):
         else:
             self._check_migrated()
         self.snapshotting_intervals = {City: self.settings.snapshot_interval}  # type: ignore[misc]
+        self.snapshotting_projectors = {City: apply_events}  # type: ignore[misc]
         self._city_locks: dict[UUID, threading.Lock] = {}
         self._city_locks_guard = threading.Lock()
         super().__init__(env=library_env(self.store, self.settings))
