@@ -81,24 +81,21 @@ class Request(BaseModel):
 
 
 # ----------------------------------------------------------------- requests
+KUNDUZ_CITY: dict[str, Any] = {
+    "slug": "kunduz",
+    "name": "Kunduz",
+    "province": "Kunduz",
+    "country": "Afghanistan",
+    "lat": 36.7286,
+    "lon": 68.8681,
+    "population": 374000,
+    "initial_controller": "Afghan government",
+    "tracked_since": "2015-01-01",
+}
+
+
 class CityIn(Request):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "slug": "kunduz",
-                    "name": "Kunduz",
-                    "province": "Kunduz",
-                    "country": "Afghanistan",
-                    "lat": 36.7286,
-                    "lon": 68.8681,
-                    "population": 374000,
-                    "initial_controller": "Afghan government",
-                    "tracked_since": "2015-01-01",
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [KUNDUZ_CITY]})
 
     slug: str = Field(
         pattern=SLUG_PATTERN,
@@ -164,17 +161,6 @@ class RetractionIn(Request):
 
 
 # ---------------------------------------------------------------- responses
-KUNDUZ_CITY: dict[str, Any] = {
-    "slug": "kunduz",
-    "name": "Kunduz",
-    "province": "Kunduz",
-    "country": "Afghanistan",
-    "lat": 36.7286,
-    "lon": 68.8681,
-    "population": 374000,
-    "initial_controller": "Afghan government",
-    "tracked_since": "2015-01-01",
-}
 KUNDUZ_STATUS: dict[str, Any] = {
     "city": "kunduz",
     "as_of": "2015-09-28",

@@ -94,3 +94,24 @@ class ManualClock:
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
+
+
+CliRunner = Callable[..., tuple[int, str]]
+
+
+@pytest.fixture
+def cli(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    """The `dateline` command line on the test's store, migrated and seeded."""
+    from api.cli import main
+
+    monkeypatch.setenv("DATELINE_DATABASE_URL", settings.database_url or "")
+    monkeypatch.setenv("DATELINE_POSTGRES_SCHEMA", settings.postgres_schema)
+
+    def run(*argv: str) -> tuple[int, str]:
+        lines: list[str] = []
+        code = main(list(argv), out=lines.append)
+        return code, "\n".join(lines)
+
+    assert run("migrate")[0] == 0
+    assert run("seed")[0] == 0
+    return run

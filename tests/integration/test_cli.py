@@ -6,24 +6,6 @@ import json
 
 import pytest
 
-from api.cli import main
-from infrastructure.settings import Settings
-
-
-@pytest.fixture
-def cli(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> object:
-    monkeypatch.setenv("DATELINE_DATABASE_URL", settings.database_url or "")
-    monkeypatch.setenv("DATELINE_POSTGRES_SCHEMA", settings.postgres_schema)
-
-    def run(*argv: str) -> tuple[int, str]:
-        lines: list[str] = []
-        code = main(list(argv), out=lines.append)
-        return code, "\n".join(lines)
-
-    assert run("migrate")[0] == 0
-    assert run("seed")[0] == 0
-    return run
-
 
 def event_count(cli: object) -> int:
     code, out = cli("history", "kunduz", "--json")  # type: ignore[operator]

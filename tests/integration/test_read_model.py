@@ -16,7 +16,6 @@ from typing import Any
 import psycopg
 import pytest
 
-from api.cli import main
 from domain.control import EventType, Source, Status
 from domain.errors import CityNotFound, DomainError
 from infrastructure.application import Dateline, NotYetVisible
@@ -255,19 +254,6 @@ def test_rebuild_equals_incremental(app: Dateline, settings: Settings, clock: Ma
 
 
 # ----------------------------------------------------------- rebuild / check
-@pytest.fixture
-def cli(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[int, str]]:
-    monkeypatch.setenv("DATELINE_DATABASE_URL", settings.database_url or "")
-    monkeypatch.setenv("DATELINE_POSTGRES_SCHEMA", settings.postgres_schema)
-
-    def run(*argv: str) -> tuple[int, str]:
-        lines: list[str] = []
-        code = main(list(argv), out=lines.append)
-        return code, "\n".join(lines)
-
-    assert run("migrate")[0] == 0
-    assert run("seed")[0] == 0
-    return run
 
 
 def test_check_reports_a_corrupted_row_and_rebuild_repairs_it(
