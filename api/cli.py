@@ -27,7 +27,6 @@ from infrastructure import migrations
 from infrastructure.application import (
     ConcurrencyConflict,
     Dateline,
-    NotYetVisible,
     StoreNotMigrated,
     StoreUnavailable,
 )
@@ -376,7 +375,6 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
         ConcurrencyConflict,
         StoreNotMigrated,
         StoreUnavailable,
-        NotYetVisible,
         ConfigurationError,
         UsageError,
     ) as error:

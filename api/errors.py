@@ -31,7 +31,8 @@ from domain.errors import (
     UnknownEvent,
     VersionMismatch,
 )
-from infrastructure.application import ConcurrencyConflict, NotYetVisible, StoreUnavailable
+from infrastructure.application import ConcurrencyConflict, StoreUnavailable
+from infrastructure.read_model.queries import CityDegraded
 
 log = logging.getLogger("dateline.api")
 
@@ -169,9 +170,18 @@ async def store_unavailable(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def not_yet_visible(request: Request, exc: Exception) -> JSONResponse:
-    log.warning("read model behind the log: %s", exc)
-    return error_response(503, str(exc), headers={"Retry-After": "2"})
+async def city_degraded(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, CityDegraded)
+    log.warning("read of a degraded city: %s", exc)
+    d = exc.degraded
+    return error_response(
+        503,
+        str(exc),
+        headers={"Retry-After": "60"},
+        city=d.slug,
+        event_id=d.event_id,
+        reason=d.reason,
+    )
 
 
 async def internal_error(request: Request, exc: Exception) -> JSONResponse:
@@ -226,7 +236,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ControlRuleViolation, control_rule)
     app.add_exception_handler(VersionMismatch, version_mismatch)
     app.add_exception_handler(ConcurrencyConflict, concurrency_conflict)
-    app.add_exception_handler(NotYetVisible, not_yet_visible)
+    app.add_exception_handler(CityDegraded, city_degraded)
     for unavailable in (
         StoreUnavailable,
         OperationalError,

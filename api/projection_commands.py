@@ -9,7 +9,7 @@ from typing import Any
 
 from api.cli import UsageError, table
 from infrastructure.application import Dateline
-from infrastructure.read_model import Difference
+from infrastructure.read_model.check import Difference
 
 Emit = Callable[[Any, str], None]
 
@@ -29,7 +29,7 @@ def run(args: argparse.Namespace, app: Dateline, emit: Emit) -> None:
     model = app.read_model
     started = time.perf_counter()
     if args.projections_command == "rebuild":
-        applied = model.rebuild()
+        applied = app.projection.rebuild()
         elapsed = time.perf_counter() - started
         position = model.position()
         emit(
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace, app: Dateline, emit: Emit) -> None:
     elif args.projections_command == "check":
         if args.samples < 1:
             raise UsageError(f"--samples must be at least 1 (got {args.samples})")
-        differences, compared = model.check(args.samples)
+        differences, compared = app.check_read_model(args.samples)
         elapsed = time.perf_counter() - started
         rows = [difference_dict(d) for d in differences]
         cities = len(app.city_slugs())

@@ -195,14 +195,29 @@ class Response(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class DegradedOut(Response):
+    city: str
+    event_id: str = Field(description="the first event the read model could not apply")
+    reason: str
+    noticed_at: datetime
+
+
 class HealthOut(Response):
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"status": "ok", "store": "sqlite", "events": 89}]}
+        json_schema_extra={
+            "examples": [
+                {"status": "ok", "store": "sqlite", "events": 89, "position": 89, "degraded": []}
+            ]
+        }
     )
 
-    status: Literal["ok"]
+    status: Literal["ok", "degraded"]
     store: Literal["sqlite", "postgresql"]
-    events: int
+    events: int = Field(description="events the read model reflects")
+    position: int = Field(description="the log position (notification id) it reflects")
+    degraded: list[DegradedOut] = Field(
+        description="cities whose reads answer 503 until `dateline projections rebuild`"
+    )
 
 
 class CityOut(Response):

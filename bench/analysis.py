@@ -2,7 +2,7 @@
 
 These are the findings of py-spy / pyinstrument profiles of this benchmark on
 the 2-core machine; the JSON of a run carries the text next to the figure it
-explains, and the prototypes' measured effect is under "prototypes".
+explains; the measured effect of each design change is in docs/performance.md.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ LIMITS: dict[str, str] = {
         "uvicorn process (h11, asyncio loop, access log, as `dateline serve` runs it) spends "
         "most of its CPU in the ASGI stack, FastAPI and the thread-pool hand-off, under one "
         "GIL, on 2 cores shared with PostgreSQL and the load generator. Two workers with "
-        "httptools + uvloop and no access log served ~2.6x more (prototypes."
+        "httptools + uvloop and no access log served ~2.6x more (measured in the issue 4 run,"
         "http_server_variants)."
     ),
     "map_geojson": (
@@ -50,7 +50,7 @@ LIMITS: dict[str, str] = {
         "api.routers.status.feature_collection (~25%) and json.dumps (~15%). A GiST index on "
         "(daterange(valid_from, valid_to), tstzrange(known_from, known_to)) turns the scan "
         "into a bitmap scan of the ~10,000 matching rows; json_agg in PostgreSQL removes the "
-        "per-row Python work (prototypes.map_geojson_in_sql)."
+        "per-row Python work (measured in the issue 4 run,map_geojson_in_sql)."
     ),
     "projection_rebuild": (
         "Per event: a fold of the city's whole timeline (City.intervals, O(events in the "
@@ -62,6 +62,6 @@ LIMITS: dict[str, str] = {
         "A snapshot holds the city's whole state (timeline, every control event, every "
         "report id), so decoding it grows with the city; then up to 49 events after it, "
         "each paying the library's ~18 us runtime Protocol isinstance assert in "
-        "project_aggregate (projector_func removes it: prototypes.replay_projector_func)."
+        "project_aggregate (projector_func removes it)."
     ),
 }

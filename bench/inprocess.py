@@ -95,8 +95,6 @@ def load_log(app: Dateline, builder: LogBuilder, batch_size: int, progress: Any)
     timers = Timers()
     timers.wrap(app, "save")
     timers.wrap(app, "take_snapshot")
-    if has_read_model(app):
-        timers.wrap(app.read_model, "catch_up")
     started = time.perf_counter()
     try:
         for year, cities in builder.rounds():
@@ -374,11 +372,8 @@ def map_figure(app: Dateline, reps: int) -> Figure:
 def rebuild_figure(app: Dateline, url: str, schema: str) -> Figure:
     figure = Figure.of("projection_rebuild")
     figure.unit = "events/s"
-    if not has_read_model(app) or not hasattr(app.read_model, "rebuild"):
-        figure.status = "not measured: app.read_model.rebuild has not landed"
-        return figure
     start = time.perf_counter()
-    applied = app.read_model.rebuild()
+    applied = app.projection.rebuild()
     seconds = time.perf_counter() - start
     page = _read_model_batch_size()
     rows, raw_s = pg.raw_read(url, schema, page)
@@ -402,12 +397,9 @@ def rebuild_figure(app: Dateline, url: str, schema: str) -> Figure:
 
 
 def _read_model_batch_size() -> int:
-    try:
-        from infrastructure import read_model
+    from infrastructure.read_model import catch_up
 
-        return int(getattr(read_model, "BATCH_SIZE", 500))
-    except ImportError:
-        return 500
+    return catch_up.BATCH_SIZE
 
 
 # ---------------------------------------------------------------------- appends

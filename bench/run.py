@@ -49,14 +49,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, help="status reads (default 5,000, quick 300)")
     p.add_argument("--batch-size", type=int, default=64, help="cities per import_cities save")
     p.add_argument("--no-http", action="store_true", help="skip the HTTP figures")
-    p.add_argument(
-        "--prototypes",
-        nargs="?",
-        const="all",
-        metavar="LIST",
-        help="also measure the design changes prototyped in bench/prototypes.py: all, or a "
-        "comma-separated subset of appends,rebuild,map,status,http",
-    )
     p.add_argument("--out", type=Path, help="JSON file (default: bench/results/<date>-<size>.json)")
     p.add_argument("--keep-schema", action="store_true", help="do not drop the schema (debug)")
     return p
@@ -74,7 +66,6 @@ class Run:
         self.url = args.postgres_url
         self.schema = f"bench_{uuid.uuid4().hex[:10]}"
         self.figures: dict[str, Figure] = {}
-        self.prototypes: dict[str, Any] = {}
         self.phases: dict[str, float] = {}
 
     def phase(self, name: str, action: Callable[[], Any]) -> Any:
@@ -103,7 +94,6 @@ class Run:
             self.args.backdated,
             self.args.retracted,
             self.args.seed,
-            strict=self.args.quick,
         )
         builder = LogBuilder(config)
         settings = Settings(database_url=self.url, postgres_schema=self.schema)
@@ -177,13 +167,6 @@ class Run:
                         ),
                     )
                 )
-            if self.args.prototypes:
-                from bench import prototypes
-
-                self.prototypes = self.phase(
-                    "prototypes",
-                    lambda: prototypes.run_all(app, builder, self, settings),
-                )
         finally:
             gc.unfreeze()
             if app is not None:
@@ -218,7 +201,6 @@ class Run:
             "machine": facts,
             "phases_s": self.phases,
             "figures": {key: self.figures[key].to_dict() for key in KEYS},
-            "prototypes": self.prototypes,
         }
 
 

@@ -30,7 +30,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from domain.city import City
-from domain.control import EventType, Source, Status
+from domain.control import EventType, Source, Status, TimelineEntry, fold
 from domain.errors import ControlRuleViolation
 
 EPOCH_START = datetime(2000, 1, 1, tzinfo=UTC)
@@ -63,11 +63,6 @@ QUOTES = [
     "Residents report heavy clashes on the outskirts.",
     "Officials confirmed the city is under their control.",
 ]
-TRIGGERED = {
-    EventType.CONTESTED: City.Contested,
-    EventType.CAPTURED: City.Captured,
-    EventType.RETAKEN: City.Retaken,
-}
 REASONS = [
     "duplicate of an earlier wire report",
     "the source withdrew the claim",
@@ -87,7 +82,6 @@ class SynthConfig:
     # without `City.report`'s O(events) rule check, and every city's whole
     # timeline is checked once by the domain's fold at the end (`verify`).
     # Backdated reports and retractions always go through the domain's checks.
-    strict: bool = True
 
 
 class SimClock:
@@ -281,50 +275,45 @@ class LogBuilder:
         quote = rng.choice(QUOTES) if rng.random() < 0.5 else None
         return Source(rng.choice(SOURCES), f"https://news.example/{slug}/{self._report_seq}", quote)
 
-    def _report(
-        self, plan: CityPlan, kind: EventType, on: date, actor: str, *, trusted: bool = False
-    ) -> None:
+    def _report(self, plan: CityPlan, kind: EventType, on: date, actor: str) -> None:
         rng, city = self.rng, plan.city
         assert city is not None
         source = self._source(plan.slug)
         reporter = rng.choice(REPORTERS)
         note = "confirmed by two sources" if rng.random() < 0.3 else None
         report_id = f"wire-{rng.getrandbits(64):016x}" if rng.random() < 0.8 else None
-        if trusted and not self.config.strict:
-            # The event City.report would trigger, minus its O(events) rule check:
-            # next_fresh() only proposes legal successors of the frontier state.
-            city.check_occurred_on(on, self.clock())
-            city.trigger_event(
-                TRIGGERED[kind],
-                timestamp=city._next_timestamp(self.clock()),
-                occurred_on=on,
-                actor=actor,
-                source_name=source.name,
-                source_url=source.url,
-                source_quote=source.quote,
-                note=note,
-                report_id=report_id,
-                reported_by=reporter,
-            )
-        else:
-            city.report(
-                kind,
-                occurred_on=on,
-                actor=actor,
-                source=source,
-                reported_by=reporter,
-                recorded_at=self.clock(),
-                note=note,
-                report_id=report_id,
-            )
+        # City.report checks the rules from the report's date on: one rule step
+        # for a report dated after the others, so every report goes through it.
+        city.report(
+            kind,
+            occurred_on=on,
+            actor=actor,
+            source=source,
+            reported_by=reporter,
+            recorded_at=self.clock(),
+            note=note,
+            report_id=report_id,
+        )
         self.stats.by_type[kind.value] = self.stats.by_type.get(kind.value, 0) + 1
 
     def verify(self) -> int:
         """Fold every city's whole timeline with the domain's rules; returns cities checked."""
         checked = 0
         for plan in self.plans:
-            if plan.city is not None:
-                plan.city.check_rules(plan.city._entries(), subject=None)
+            city = plan.city
+            if city is not None:
+                entries = [
+                    TimelineEntry(on, v, EventType(k), a, f"{city.slug}-{v}")
+                    for on, v, k, a in city.timeline
+                ]
+                full = fold(
+                    city.name,
+                    city.initial_controller,
+                    city.tracked_since,
+                    f"{city.slug}-1",
+                    entries,
+                )
+                assert full == city.intervals(), city.slug
                 checked += 1
         return checked
 
@@ -336,7 +325,7 @@ class LogBuilder:
         latest = city.timeline[-1][0] if city.timeline else plan.tracked_since
         on = max(on, latest, plan.tracked_since)
         kind, actor = next_fresh(self.rng, frontier, plan.actors)
-        self._report(plan, kind, on, actor, trusted=True)
+        self._report(plan, kind, on, actor)
         advance(frontier, kind, actor)
         self.stats.reports += 1
 

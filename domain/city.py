@@ -12,14 +12,14 @@ domain never reads a clock) and keep it strictly increasing within the city.
 from __future__ import annotations
 
 import math
-from bisect import insort
-from collections.abc import Sequence
-from dataclasses import dataclass
+from bisect import bisect_left, insort
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Snapshot as AggregateSnapshot
 
 from domain.control import (
     ControlInterval,
@@ -27,8 +27,10 @@ from domain.control import (
     EventType,
     Source,
     TimelineEntry,
-    extend,
     fold,
+    fold_from,
+    initial_interval,
+    reopen_before,
     state_on,
 )
 from domain.errors import (
@@ -45,6 +47,7 @@ MAX_POPULATION = 100_000_000  # larger than any city; catches typos and overflow
 # future" only if its date has not yet begun anywhere.
 LATEST_OFFSET = timedelta(hours=14)
 ONE_MICROSECOND = timedelta(microseconds=1)
+ONE_DAY = timedelta(days=1)
 
 
 def city_id(slug: str) -> UUID:
@@ -60,6 +63,29 @@ def event_id(slug: str, version: int) -> str:
 class ReportOutcome:
     event_id: str
     created: bool  # False: the report_id was already in the log
+
+
+@dataclass(frozen=True, slots=True)
+class IntervalChange:
+    """What one event changed in a city's control intervals: the intervals it
+    ended (as they were) and the ones it began. Unchanged intervals are in neither."""
+
+    removed: tuple[ControlInterval, ...]
+    added: tuple[ControlInterval, ...]
+
+
+@dataclass(slots=True)
+class _Derived:
+    """State computed from the timeline and kept up to date event by event, so a
+    command costs what it changes: never snapshotted, rebuilt by a fold if absent."""
+
+    intervals: list[ControlInterval]
+    first_held: dict[str, date]  # actor -> first day it captured or retook the city
+    # A command's re-fold, checked before its event exists, reused when it applies:
+    # (version, intervals kept, the new tail).
+    planned: tuple[int, int, list[ControlInterval]] | None = None
+    # What each event applied since the last `take_interval_changes` changed.
+    changes: dict[int, IntervalChange] = field(default_factory=dict)
 
 
 def _check_characters(field: str, value: str) -> None:
@@ -93,6 +119,15 @@ def _clean_prose(field: str, value: str | None) -> str | None:
 
 class City(Aggregate):
     """A city whose control is told by Contested, Captured and Retaken reports."""
+
+    class Snapshot(AggregateSnapshot):
+        """The aggregate's recorded state only: what is derived from it is not kept."""
+
+        @classmethod
+        def take(cls, aggregate: Any) -> Any:
+            snapshot = super().take(aggregate)
+            snapshot.state.pop("_derived", None)
+            return snapshot
 
     class Registered(Aggregate.Created):
         slug: str
@@ -163,6 +198,10 @@ class City(Aggregate):
         self.control_events: dict[str, list[Any]] = {}
         self.retractions: dict[str, str] = {}  # event id -> reason
         self.report_ids: dict[str, str] = {}  # report id -> event id
+        self._derived: _Derived | None = _Derived(
+            [initial_interval(initial_controller, tracked_since, event_id(slug, 1))], {}
+        )
+        self._derived.changes[1] = IntervalChange((), tuple(self._derived.intervals))
 
     # ----------------------------------------------------------------- commands
     @classmethod
@@ -218,7 +257,11 @@ class City(Aggregate):
         note: str | None = None,
         report_id: str | None = None,
     ) -> ReportOutcome:
-        """Append a control event, or return the original if `report_id` is known."""
+        """Append a control event, or return the original if `report_id` is known.
+
+        The rules are checked from the report's date on: a report dated after
+        every other event is one rule step, a backdated one re-checks the events
+        after its date."""
         actor = _clean_label("actor", actor)
         if report_id is not None:
             report_id = _clean_label("report_id", report_id)
@@ -226,33 +269,44 @@ class City(Aggregate):
                 return self._repeat_of(report_id, event_type, occurred_on, actor)
         self.check_occurred_on(occurred_on, recorded_at)
         source_name = _clean_label("source.name", source.name)
+        version = self.version + 1
         candidate = TimelineEntry(
-            occurred_on, self.version + 1, event_type, actor, event_id(self.slug, self.version + 1)
+            occurred_on, version, event_type, actor, event_id(self.slug, version)
         )
-        self.check_rules([*self._entries(), candidate], subject=candidate)
+        later = self._entries_from(occurred_on)
+        # The candidate is the latest recorded: it folds after that day's other events.
+        same_day = bisect_left(later, occurred_on + ONE_DAY, key=lambda e: e.occurred_on)
+        later.insert(same_day, candidate)
+        planned = self._refold(occurred_on, later, subject=candidate, verb="reporting")
         event_class = {
             EventType.CONTESTED: self.Contested,
             EventType.CAPTURED: self.Captured,
             EventType.RETAKEN: self.Retaken,
         }[event_type]
+        fields = {
+            "source_url": _clean_prose("source.url", source.url),
+            "source_quote": _clean_prose("source.quote", source.quote),
+            "note": _clean_prose("note", note),
+            "reported_by": _clean_label("reported_by", reported_by),
+        }
+        timestamp = self._next_timestamp(recorded_at)
+        self._plan(version, planned)
         self.trigger_event(
             event_class,
-            timestamp=self._next_timestamp(recorded_at),
+            timestamp=timestamp,
             occurred_on=occurred_on,
             actor=actor,
             source_name=source_name,
-            source_url=_clean_prose("source.url", source.url),
-            source_quote=_clean_prose("source.quote", source.quote),
-            note=_clean_prose("note", note),
             report_id=report_id,
-            reported_by=_clean_label("reported_by", reported_by),
+            **fields,
         )
         return ReportOutcome(candidate.event_id, created=True)
 
     def retract(
         self, target_event_id: str, *, reason: str, retracted_by: str, recorded_at: datetime
     ) -> None:
-        """Withdraw a control event; refused if a later event would lose its footing."""
+        """Withdraw a control event; refused if a later event would lose its footing.
+        Only the events from the withdrawn one's date on are re-checked."""
         if target_event_id not in self.control_events:
             raise UnknownEvent(self.slug, target_event_id)
         if target_event_id in self.retractions:
@@ -260,16 +314,19 @@ class City(Aggregate):
         reason = _clean_prose("reason", reason) or ""
         if not reason:
             raise InvalidReport("reason", "reason must not be empty")
-        entries = self._entries()
-        target = next(e for e in entries if e.event_id == target_event_id)
-        remaining = [e for e in entries if e is not target]
-        self.check_rules(remaining, subject=None, retracting=target)
+        on, version, kind, actor = self.control_events[target_event_id]
+        target = TimelineEntry(on, version, EventType(kind), actor, target_event_id)
+        remaining = [e for e in self._entries_from(on) if e.version != version]
+        planned = self._refold(on, remaining, subject=target, verb="retracting")
+        retracted_by = _clean_label("retracted_by", retracted_by)
+        timestamp = self._next_timestamp(recorded_at)
+        self._plan(self.version + 1, planned)
         self.trigger_event(
             self.Retracted,
-            timestamp=self._next_timestamp(recorded_at),
+            timestamp=timestamp,
             event_id=target_event_id,
             reason=reason,
-            retracted_by=_clean_label("retracted_by", retracted_by),
+            retracted_by=retracted_by,
         )
 
     # ------------------------------------------------------------------ checks
@@ -293,72 +350,137 @@ class City(Aggregate):
         if occurred_on > self.latest_possible_day(recorded_at):
             raise InvalidReport("occurred_on", f"occurred_on {occurred_on} is in the future")
 
-    def check_rules(
-        self,
-        entries: list[TimelineEntry],
-        *,
-        subject: TimelineEntry | None,
-        retracting: TimelineEntry | None = None,
-    ) -> list[ControlInterval]:
-        entries.sort(key=lambda e: (e.occurred_on, e.version))
-        try:
-            return self._fold(entries, subject_event_id=subject.event_id if subject else None)
-        except ControlRuleViolation as broken:
-            if not broken.is_later_event:
-                raise
-            changed = subject or retracting
-            verb = "reporting" if subject else "retracting"
-            change = f"{verb} {changed.describe()}" if changed else "this change"
-            raise ControlRuleViolation(
-                broken.rule,
-                f"{change} would break later event {broken.event_id}: {broken.message}",
-                broken.event_id,
-                is_later_event=True,
-            ) from None
-
     # ----------------------------------------------------------------- queries
     def status_on(self, on: date) -> ControlState:
         return state_on(self.intervals(), self.tracked_since, on)
 
     def intervals(self) -> list[ControlInterval]:
-        return self._fold(self._entries(), subject_event_id=None)
+        """The control intervals in world order (a copy)."""
+        return list(self._fold_state().intervals)
 
-    def intervals_after_latest(self, before: Sequence[ControlInterval]) -> list[ControlInterval]:
-        """`intervals()`, given the intervals just before the latest event applied.
+    @property
+    def last_change(self) -> IntervalChange | None:
+        """What the latest applied event changed in the intervals; None when the
+        city was restored from a snapshot and has not applied an event since."""
+        derived: _Derived | None = getattr(self, "_derived", None)
+        if derived is None or not derived.changes:
+            return None
+        return derived.changes[max(derived.changes)]
 
-        When that event is a control event last in world order (most reports),
-        only the tail can change: one rule step, not a fold of the whole city.
-        Projections that follow the log event by event use this."""
-        latest = self.timeline[-1] if self.timeline else None
-        if not before or latest is None or latest[1] != self.version:
-            return self.intervals()
-        on, version, kind, actor = latest
-        holders = {self.initial_controller}
-        holders.update(e[3] for e in self.timeline[:-1] if e[2] != EventType.CONTESTED.value)
-        entry = TimelineEntry(on, version, EventType(kind), actor, event_id(self.slug, version))
-        return extend(self.name, before, holders, entry)
+    def take_interval_changes(self) -> dict[int, IntervalChange]:
+        """What each event applied since the last call changed, by version; a
+        projection reads them once. Events applied while the intervals were not
+        yet derived (after a snapshot restore) are absent."""
+        derived: _Derived | None = getattr(self, "_derived", None)
+        if derived is None:
+            return {}
+        changes, derived.changes = derived.changes, {}
+        return changes
 
     def is_retracted(self, control_event_id: str) -> bool:
         return control_event_id in self.retractions
 
     # -------------------------------------------------------------- internals
-    def _fold(
-        self, entries: list[TimelineEntry], *, subject_event_id: str | None
-    ) -> list[ControlInterval]:
-        return fold(
-            self.name,
-            self.initial_controller,
-            self.tracked_since,
-            event_id(self.slug, 1),
-            entries,
-            subject_event_id=subject_event_id,
-        )
+    def _fold_state(self) -> _Derived:
+        derived: _Derived | None = getattr(self, "_derived", None)
+        if derived is None:
+            intervals = fold(
+                self.name,
+                self.initial_controller,
+                self.tracked_since,
+                event_id(self.slug, 1),
+                self._entries_from(self.tracked_since),
+            )
+            first_held: dict[str, date] = {}
+            for on, _, kind, actor in self.timeline:
+                if kind != EventType.CONTESTED.value:
+                    first_held.setdefault(actor, on)
+            derived = _Derived(intervals, first_held)
+            self._derived = derived
+        return derived
 
-    def _entries(self) -> list[TimelineEntry]:
+    def _entries_from(self, day: date) -> list[TimelineEntry]:
+        """The active control events on or after `day`, in world order."""
+        start = bisect_left(self.timeline, day, key=lambda e: e[0])
         return [
             TimelineEntry(on, version, EventType(kind), actor, event_id(self.slug, version))
-            for on, version, kind, actor in self.timeline
+            for on, version, kind, actor in self.timeline[start:]
         ]
+
+    def _refold(
+        self, day: date, entries: list[TimelineEntry], *, subject: TimelineEntry, verb: str
+    ) -> tuple[int, list[ControlInterval]]:
+        """Re-apply `entries` (every active event from `day` on, as the change
+        would leave them) to the state the day before; the rules are checked and
+        a broken later event is named. Returns (intervals kept, the new tail)."""
+        derived = self._fold_state()
+        kept, resumed = reopen_before(derived.intervals, day)
+        if resumed is None:
+            start = [
+                initial_interval(
+                    self.initial_controller, self.tracked_since, event_id(self.slug, 1)
+                )
+            ]
+            holders = {self.initial_controller}
+        else:
+            start = [resumed]
+            holders = {self.initial_controller}
+            holders.update(a for a, first in derived.first_held.items() if first < day)
+        adding = verb == "reporting"
+        try:
+            tail = fold_from(
+                self.name,
+                start,
+                holders,
+                entries,
+                subject_event_id=subject.event_id if adding else None,
+            )
+        except ControlRuleViolation as broken:
+            if not broken.is_later_event:
+                raise
+            raise ControlRuleViolation(
+                broken.rule,
+                f"{verb} {subject.describe()} would break later event {broken.event_id}: "
+                f"{broken.message}",
+                broken.event_id,
+                is_later_event=True,
+            ) from None
+        return kept, tail
+
+    def _plan(self, version: int, planned: tuple[int, list[ControlInterval]]) -> None:
+        self._fold_state().planned = (version, *planned)
+
+    def _advance(self, version: int, day: date) -> None:
+        """Bring the derived intervals up to the event just applied to the
+        timeline (dated `day`): the command's checked re-fold if it planned one,
+        else a re-fold from that day (a replay)."""
+        derived: _Derived | None = getattr(self, "_derived", None)
+        if derived is None:
+            return  # restored from a snapshot: folded in full when first needed
+        planned, derived.planned = derived.planned, None
+        if planned is not None and planned[0] == version:
+            _, kept, tail = planned
+        else:
+            kept, resumed = reopen_before(derived.intervals, day)
+            if resumed is None:
+                start = [
+                    initial_interval(
+                        self.initial_controller, self.tracked_since, event_id(self.slug, 1)
+                    )
+                ]
+            else:
+                start = [resumed]
+            holders = {self.initial_controller}
+            holders.update(a for a, first in derived.first_held.items() if first < day)
+            tail = fold_from(self.name, start, holders, self._entries_from(day))
+        before = derived.intervals[kept:]
+        unchanged = set(before) & set(tail)
+        derived.changes[version] = IntervalChange(
+            tuple(i for i in before if i not in unchanged),
+            tuple(i for i in tail if i not in unchanged),
+        )
+        del derived.intervals[kept:]
+        derived.intervals.extend(tail)
 
     def _repeat_of(
         self, report_id: str, event_type: EventType, occurred_on: date, actor: str
@@ -378,17 +500,34 @@ class City(Aggregate):
         return max(recorded_at, self.modified_on + ONE_MICROSECOND)
 
     def _record_control_event(self, event: City.ControlEvent) -> None:
-        entry = [event.occurred_on, event.originator_version, self._type_of(event), event.actor]
+        kind = self._type_of(event)
+        entry = [event.occurred_on, event.originator_version, kind, event.actor]
         insort(self.timeline, entry)
         identifier = event_id(self.slug, event.originator_version)
         self.control_events[identifier] = entry
         if event.report_id is not None:
             self.report_ids[event.report_id] = identifier
+        derived: _Derived | None = getattr(self, "_derived", None)
+        if derived is not None and kind != EventType.CONTESTED.value:
+            first = derived.first_held.get(event.actor)
+            if first is None or event.occurred_on < first:
+                derived.first_held[event.actor] = event.occurred_on
+        self._advance(event.originator_version, event.occurred_on)
 
     def _record_retraction(self, event: City.Retracted) -> None:
         self.retractions[event.event_id] = event.reason
-        version = self.control_events[event.event_id][1]
+        on, version, kind, actor = self.control_events[event.event_id]
         self.timeline = [e for e in self.timeline if e[1] != version]
+        derived: _Derived | None = getattr(self, "_derived", None)
+        if derived is not None and kind != EventType.CONTESTED.value:
+            held = [
+                e[0] for e in self.timeline if e[3] == actor and e[2] != EventType.CONTESTED.value
+            ]
+            if held:
+                derived.first_held[actor] = min(held)
+            else:
+                derived.first_held.pop(actor, None)
+        self._advance(event.originator_version, on)
 
     @staticmethod
     def _type_of(event: City.ControlEvent) -> str:

@@ -7,6 +7,7 @@ state on its own date, so a backdated report is judged where it belongs.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -132,11 +133,33 @@ def fold(
     being added or the one being retracted's neighbour under test: a violation by
     any other event is reported as a later event the change would break.
     """
+    start = initial_interval(initial_controller, tracked_since, registration_event_id)
+    return fold_from(
+        city, [start], {initial_controller}, entries, subject_event_id=subject_event_id
+    )
+
+
+def initial_interval(
+    initial_controller: str, tracked_since: date, registration_event_id: str
+) -> ControlInterval:
     state = ControlState(
         Status.HELD, initial_controller, None, tracked_since, registration_event_id
     )
-    holders = {initial_controller}
-    intervals = [ControlInterval(tracked_since, None, state)]
+    return ControlInterval(tracked_since, None, state)
+
+
+def fold_from(
+    city: str,
+    intervals: list[ControlInterval],
+    holders: set[str],
+    entries: Iterable[TimelineEntry],
+    *,
+    subject_event_id: str | None = None,
+) -> list[ControlInterval]:
+    """Continue a fold: `intervals` end with the open interval every event in
+    `entries` (world order, all on or after its start) is applied to; `holders`
+    are the actors that held the city before them. Returns `intervals`, extended."""
+    state = intervals[-1].state
     for entry in entries:
         new = _next_state(city, state, holders, entry, subject_event_id)
         if new == state:
@@ -148,18 +171,17 @@ def fold(
     return intervals
 
 
-def extend(
-    city: str, intervals: Sequence[ControlInterval], holders: set[str], entry: TimelineEntry
-) -> list[ControlInterval]:
-    """`fold` of one more event that sorts after every event in `intervals`:
-    one rule step instead of a whole fold. `holders`: the initial controller and
-    every actor that captured or retook the city in the events folded so far."""
-    extended = list(intervals)
-    state = extended[-1].state
-    new = _next_state(city, state, holders, entry, entry.event_id)
-    if new != state:
-        _enter(extended, entry.occurred_on, new)
-    return extended
+def reopen_before(
+    intervals: Sequence[ControlInterval], day: date
+) -> tuple[int, ControlInterval | None]:
+    """Where a fold resumes to re-apply every event on or after `day`: the number
+    of intervals it keeps unchanged, and the interval in force the day before,
+    reopened (None: `day` is the first day, the fold starts afresh)."""
+    kept = bisect_left(intervals, day, key=lambda interval: interval.start)
+    if kept == 0:
+        return 0, None
+    last = intervals[kept - 1]
+    return kept - 1, ControlInterval(last.start, None, last.state)
 
 
 def _enter(intervals: list[ControlInterval], on: date, state: ControlState) -> None:
@@ -177,7 +199,5 @@ def state_on(intervals: Sequence[ControlInterval], tracked_since: date, on: date
     """The state at the end of day `on`; unknown before the record begins."""
     if on < tracked_since:
         return UNKNOWN
-    for interval in reversed(intervals):
-        if interval.start <= on:
-            return interval.state
-    return UNKNOWN  # unreachable: the first interval starts at tracked_since
+    index = bisect_right(intervals, on, key=lambda interval: interval.start)
+    return intervals[index - 1].state if index else UNKNOWN

@@ -1,83 +1,67 @@
-"""The eventsourcing Application: commands and queries over city streams.
+"""The eventsourcing Application: the store, the write path, and the queries over the log.
 
-One class for both stores. Every write reloads the city, lets the aggregate
-decide, and saves; a concurrent writer's append makes ours collide on the
-(city, version) key or on (city, report_id), so we reload and decide again, a
-bounded number of times. Writes to one city are serialised inside the process
-to keep those retries rare.
+One class for both stores. Writes go through the process's writer thread
+(`infrastructure.writer`), which decides them on cached aggregates and commits
+them in groups; each append's transaction also writes its index rows and its
+read-model rows (inline projection), so an acknowledged write is visible at
+once. At start-up the read model catches up with whatever the log holds beyond
+its position (events written by an older version), city by city, containing
+any event it cannot apply.
 """
 
 from __future__ import annotations
 
-import random
-import threading
-import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+import logging
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
-from eventsourcing.persistence import (
-    IntegrityError,
-    JSONTranscoder,
-    OperationalError,
-    Transcoding,
-)
+from eventsourcing.persistence import JSONTranscoder, Transcoding
+from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.utils import Environment
 
 from domain.city import City, ReportOutcome, city_id
-from domain.control import UNKNOWN, ControlInterval, ControlState, EventType, Source
+from domain.control import UNKNOWN, ControlInterval, EventType, Source
 from domain.errors import CityAlreadyExists, CityNotFound, VersionMismatch
 from domain.log import LoggedEvent, read_log
 from infrastructure import migrations
+from infrastructure.read_model.catch_up import CatchUp
+from infrastructure.read_model.check import Difference, check
+from infrastructure.read_model.projection import Projector
+from infrastructure.read_model.queries import ReadModel
+from infrastructure.read_model.tables import TABLES
 from infrastructure.recorders import (
     INDEX_KWARG,
+    ROWS_KWARG,
     IndexRow,
     PostgresIndexedRecorder,
     SQLiteIndexedRecorder,
 )
 from infrastructure.settings import Settings, StoreConfig
+from infrastructure.views import AppendResult, CityView, StatusView, city_view
+from infrastructure.writer import CityWriter, ConcurrencyConflict, StoreUnavailable
+
+__all__ = [
+    "AppendResult",
+    "CityView",
+    "ConcurrencyConflict",
+    "Dateline",
+    "StatusView",
+    "StoreNotMigrated",
+    "StoreUnavailable",
+]
+
+log = logging.getLogger("dateline.application")
 
 Clock = Callable[[], datetime]
+DEGRADED_KWARG = "degraded"
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-class ConcurrencyConflict(Exception):
-    """Other writers kept moving the city on; the append was not made."""
-
-    def __init__(self, slug: str, attempts: int) -> None:
-        super().__init__(
-            f"{slug} changed {attempts} times while this write was being decided; "
-            "nothing was written, try again"
-        )
-        self.slug = slug
-
-
-class StoreUnavailable(Exception):
-    """The database did not answer in time (lock timeout, connection lost)."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(f"the event store is unavailable, nothing was written: {detail}")
-
-
-class NotYetVisible(Exception):
-    """The write committed, but the read model could not reflect it yet.
-
-    Nothing is lost: the next write or restart catches the read model up, and
-    repeating the request with the same report_id returns the recorded event."""
-
-    def __init__(self, event_id: str, detail: str) -> None:
-        super().__init__(
-            f"{event_id} was recorded, but the read model could not reflect it yet ({detail}); "
-            "repeat the request with the same report_id to confirm: it will not be written twice"
-        )
-        self.event_id = event_id
 
 
 class StoreNotMigrated(Exception):
@@ -99,59 +83,29 @@ class DateAsISO(Transcoding):
         return date.fromisoformat(data)
 
 
-@dataclass(frozen=True, slots=True)
-class CityView:
-    slug: str
-    name: str
-    province: str
-    country: str
-    lat: float
-    lon: float
-    population: int | None
-    initial_controller: str
-    tracked_since: date
-
-
-@dataclass(frozen=True, slots=True)
-class StatusView:
-    city: CityView
-    as_of: date
-    known_at: datetime
-    state: ControlState
-    version: int  # the city's version as known at `known_at`
-
-
-@dataclass(frozen=True, slots=True)
-class AppendResult:
-    event: LoggedEvent
-    created: bool  # False: a repeat of a known report_id, nothing written
-    version: int  # the city's version after the append
-
-
 def library_env(store: StoreConfig, settings: Settings) -> dict[str, str]:
     env = {"CREATE_TABLE": "false", "IS_SNAPSHOTTING_ENABLED": "y"}
     if store.kind == "sqlite":
-        env |= {
-            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        return env | {
+            "PERSISTENCE_MODULE": "infrastructure.recorders:DatelineSQLiteFactory",
             "SQLITE_DBNAME": str(store.sqlite_path),
             "SQLITE_LOCK_TIMEOUT": "10",
-            "APPLICATION_RECORDER_TOPIC": "infrastructure.recorders:SQLiteIndexedRecorder",
         }
-    else:
-        env |= {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
-            "POSTGRES_HOST": store.host,
-            "POSTGRES_PORT": str(store.port),
-            "POSTGRES_USER": store.user,
-            "POSTGRES_PASSWORD": store.password,
-            "POSTGRES_DBNAME": store.dbname,
-            "POSTGRES_SCHEMA": store.schema,
-            "POSTGRES_LOCK_TIMEOUT": str(settings.postgres_lock_timeout),
-            "POSTGRES_POOL_SIZE": str(settings.postgres_pool_size),
-            "POSTGRES_MAX_OVERFLOW": str(settings.postgres_max_overflow),
-            "APPLICATION_RECORDER_TOPIC": "infrastructure.recorders:PostgresIndexedRecorder",
-        }
-    return env
+    return env | {
+        "PERSISTENCE_MODULE": "infrastructure.recorders:DatelinePostgresFactory",
+        "POSTGRES_HOST": store.host,
+        "POSTGRES_PORT": str(store.port),
+        "POSTGRES_USER": store.user,
+        "POSTGRES_PASSWORD": store.password,
+        "POSTGRES_DBNAME": store.dbname,
+        "POSTGRES_SCHEMA": store.schema,
+        "POSTGRES_LOCK_TIMEOUT": str(settings.postgres_lock_timeout),
+        "POSTGRES_POOL_SIZE": str(settings.postgres_pool_size),
+        "POSTGRES_MAX_OVERFLOW": str(settings.postgres_max_overflow),
+        # The wait for a pooled connection: during an outage, the time to a 503.
+        "POSTGRES_CONNECT_TIMEOUT": str(max(1, round(settings.postgres_connect_timeout))),
+        "POSTGRES_PRE_PING": "y",  # a connection the server dropped is replaced, not used
+    }
 
 
 class Dateline(Application[UUID]):
@@ -175,13 +129,17 @@ class Dateline(Application[UUID]):
             self._check_migrated()
         self.snapshotting_intervals = {City: self.settings.snapshot_interval}  # type: ignore[misc]
         self.snapshotting_projectors = {City: apply_events}  # type: ignore[misc]
-        self._city_locks: dict[UUID, threading.Lock] = {}
-        self._city_locks_guard = threading.Lock()
         super().__init__(env=library_env(self.store, self.settings))
-        from infrastructure.read_model import ReadModel  # it imports this module
-
-        self.read_model = ReadModel(self)
-        self.read_model.catch_up()  # whatever the log holds, e.g. after a crash
+        self._fail_fast()
+        self.read_model = ReadModel(self.indexed.datastore, clock)
+        self.projection = CatchUp(self, self.read_model)
+        self.projection.catch_up()  # what an older version wrote without its rows
+        self.writer = CityWriter(
+            self,
+            batch_size=self.settings.writer_batch_size,
+            cache_size=self.settings.city_cache_size,
+            attempts=self.settings.append_attempts,
+        )
 
     def construct_env(self, name: str, env: Any = None) -> Environment:
         # Settings are the only source of configuration: stray POSTGRES_* or
@@ -192,29 +150,90 @@ class Dateline(Application[UUID]):
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
 
-    def _record(self, processing_event: ProcessingEvent[UUID]) -> Any:
-        slugs = {
-            cid: getattr(city, "slug", "") for cid, city in processing_event.aggregates.items()
-        }
-        processing_event.saved_kwargs[INDEX_KWARG] = [
-            IndexRow(
-                city_id=e.originator_id,
-                version=e.originator_version,
-                slug=slugs[e.originator_id],
-                event_type=type(e).__name__,
-                recorded_at=getattr(e, "timestamp"),  # noqa: B009 - not on the protocol
-                occurred_on=getattr(e, "occurred_on", None),
-                report_id=getattr(e, "report_id", None),
-            )
-            for e in processing_event.events
-        ]
-        return super()._record(processing_event)
+    def close(self) -> None:
+        writer = getattr(self, "writer", None)
+        if writer is not None:
+            writer.close()
+        super().close()
 
     @property
     def indexed(self) -> SQLiteIndexedRecorder | PostgresIndexedRecorder:
         recorder = self.recorder
         assert isinstance(recorder, (SQLiteIndexedRecorder, PostgresIndexedRecorder))
         return recorder
+
+    # ------------------------------------------------------------- recording
+    def save_decided(self, cities: list[City], degraded: dict[UUID, str]) -> None:
+        """Save cities decided by the writer: one transaction for all of them;
+        cities in `degraded` get no read-model rows, only their mark."""
+        self.save(*cities, **{DEGRADED_KWARG: degraded})
+
+    def _record(self, processing_event: ProcessingEvent[UUID]) -> Any:
+        """Add, to the library's append, each event's index row and read-model rows."""
+        degraded: dict[UUID, str] = processing_event.saved_kwargs.pop(DEGRADED_KWARG, None) or {}
+        projector = Projector()
+        changes = {
+            cid: city.take_interval_changes() if isinstance(city, City) else {}
+            for cid, city in processing_event.aggregates.items()
+        }
+        index: list[IndexRow] = []
+        for e in processing_event.events:
+            cid = e.originator_id
+            slug: str = getattr(processing_event.aggregates[cid], "slug", "")
+            index.append(
+                IndexRow(
+                    city_id=cid,
+                    version=e.originator_version,
+                    slug=slug,
+                    event_type=type(e).__name__,
+                    recorded_at=getattr(e, "timestamp"),  # noqa: B009 - not on the protocol
+                    occurred_on=getattr(e, "occurred_on", None),
+                    report_id=getattr(e, "report_id", None),
+                )
+            )
+            if cid in degraded:
+                projector.skip(slug, e, degraded[cid])
+            else:
+                projector.add(slug, e, changes[cid].get(e.originator_version))
+        processing_event.saved_kwargs[INDEX_KWARG] = index
+        processing_event.saved_kwargs[ROWS_KWARG] = projector.rows
+        return super()._record(processing_event)
+
+    def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
+        """Snapshot the saved city as it is in memory (no reload) when its new
+        events cross a multiple of the interval. A failure loses nothing: the
+        events are stored; the next snapshot comes later."""
+        if self.snapshots is None:
+            return
+        interval = self.settings.snapshot_interval
+        latest: dict[UUID, int] = {}
+        crossed: set[UUID] = set()
+        for e in processing_event.events:
+            latest[e.originator_id] = e.originator_version
+            if e.originator_version % interval == 0:
+                crossed.add(e.originator_id)
+        for cid in crossed:
+            city = processing_event.aggregates.get(cid)
+            if not isinstance(city, City) or city.version != latest[cid]:
+                continue
+            try:
+                self.snapshots.put([City.Snapshot.take(city)])
+            except Exception:
+                log.warning("could not snapshot %s at version %s", city.slug, city.version)
+
+    def read_model_refusal(self, error: BaseException) -> str | None:
+        """The read-model table that refused an append's rows, as a reason; None
+        if the refusal came from the log itself (a concurrent append)."""
+        cause: BaseException | None = error
+        while cause is not None:
+            if isinstance(cause, psycopg.Error) and cause.diag.table_name in TABLES.values():
+                return f"{cause.diag.table_name}: {str(cause).strip().splitlines()[0]}"
+            text = str(cause)
+            for table in TABLES.values():
+                if table + "." in text or f"table {table}" in text:
+                    return f"{table}: {text.strip().splitlines()[0]}"
+            cause = cause.__cause__
+        return None
 
     # ----------------------------------------------------------------- commands
     def register_city(
@@ -230,24 +249,28 @@ class Dateline(Application[UUID]):
         initial_controller: str,
         tracked_since: date,
     ) -> CityView:
-        city = City.register(
-            slug=slug,
-            name=name,
-            province=province,
-            country=country,
-            lat=lat,
-            lon=lon,
-            population=population,
-            initial_controller=initial_controller,
-            tracked_since=tracked_since,
-            recorded_at=self.clock(),
-        )
+        def decide(city: City | None) -> tuple[City, ReportOutcome]:
+            if city is not None:
+                raise CityAlreadyExists(slug)
+            new = City.register(
+                slug=slug,
+                name=name,
+                province=province,
+                country=country,
+                lat=lat,
+                lon=lon,
+                population=population,
+                initial_controller=initial_controller,
+                tracked_since=tracked_since,
+                recorded_at=self.clock(),
+            )
+            return new, ReportOutcome(f"{slug}-1", created=True)
+
         try:
-            self.save(city)
-        except IntegrityError:
+            decision = self.writer.submit(slug, city_id(slug), decide)
+        except ConcurrencyConflict:
             raise CityAlreadyExists(slug) from None
-        self._reflect(f"{slug}-1")  # read-your-writes: reflected before we answer
-        return city_view(city)
+        return city_view(decision.city)
 
     def report(
         self,
@@ -302,41 +325,18 @@ class Dateline(Application[UUID]):
         decide: Callable[[City], ReportOutcome],
         expected_version: int | None,
     ) -> AppendResult:
-        attempts = self.settings.append_attempts
-        with self._city_lock(city_id(slug)):
-            for attempt in range(attempts):
-                city = self._city(slug)
-                if expected_version is not None and city.version != expected_version:
-                    raise VersionMismatch(slug, expected_version, city.version)
-                outcome = decide(city)
-                if outcome.created:
-                    try:
-                        self.save(city)
-                    except IntegrityError:
-                        # Another process appended first (or stored the same report):
-                        # reload and decide again against what it wrote.
-                        time.sleep(random.uniform(0, 0.005 * (attempt + 1)))
-                        continue
-                    except OperationalError as error:  # the library already retried it
-                        raise StoreUnavailable(str(error).splitlines()[0]) from error
-                self._reflect(outcome.event_id)  # also for a repeat: its original may lag
-                logged = self._logged_event(city, outcome.event_id)
-                return AppendResult(logged, outcome.created, city.version)
-        raise ConcurrencyConflict(slug, attempts)
+        def command(city: City | None) -> tuple[City, ReportOutcome]:
+            if city is None:
+                raise CityNotFound(slug)
+            if expected_version is not None and city.version != expected_version:
+                raise VersionMismatch(slug, expected_version, city.version)
+            return city, decide(city)
 
-    def _reflect(self, event_id: str) -> None:
-        """Bring the read model up to the log before answering a write."""
-        try:
-            self.read_model.catch_up()
-        except Exception as error:  # any failure here must not read as a failed write
-            raise NotYetVisible(event_id, str(error).splitlines()[0]) from error
-
-    @contextmanager
-    def _city_lock(self, cid: UUID) -> Iterator[None]:
-        with self._city_locks_guard:
-            lock = self._city_locks.setdefault(cid, threading.Lock())
-        with lock:
-            yield
+        decision = self.writer.submit(slug, city_id(slug), command)
+        event = decision.event
+        if event is None:  # a repeat: the original, as stored
+            event = self._logged_event(slug, decision.outcome.event_id)
+        return AppendResult(event, decision.outcome.created, decision.version)
 
     def import_cities(self, cities: list[City], batch_size: int = 64) -> int:
         """Save already-decided cities, many per transaction; returns events written.
@@ -347,16 +347,22 @@ class Dateline(Application[UUID]):
         for start in range(0, len(cities), batch_size):
             batch = cities[start : start + batch_size]
             recordings = self.save(*batch)
-            self.read_model.catch_up()
+            for city in batch:
+                self.writer.forget(city.id)
             written += len(recordings)
         return written
 
     def find_city(self, slug: str) -> City | None:
         """The current aggregate, for callers that decide many changes at once."""
+        return self.load_city(city_id(slug))
+
+    def load_city(self, cid: UUID) -> City | None:
         try:
-            return self._city(slug)
-        except CityNotFound:
+            city: Any = self.repository.get(cid, projector_func=apply_events)
+        except AggregateNotFoundError:
             return None
+        assert isinstance(city, City)
+        return city
 
     # ------------------------------------------------------------------ queries
     def city(self, slug: str) -> CityView:
@@ -391,11 +397,19 @@ class Dateline(Application[UUID]):
             raise CityNotFound(slug)
         return read_log(slug, events)
 
+    def version_known_at(self, slug: str, known_at: datetime) -> int | None:
+        return self.indexed.version_known_at(city_id(slug), known_at)
+
     def city_slugs(self) -> list[str]:
         return self.indexed.city_slugs()
 
+    def check_read_model(self, samples: int = 200, seed: int = 0) -> tuple[list[Difference], int]:
+        """Compare the read model with the aggregate fold on every city."""
+        return check(self, self.read_model, samples, seed)
+
     def count_events(self) -> int:
-        return self.indexed.count_events()
+        """The events the read model reflects: one row read, not a count."""
+        return self.read_model.progress()[1]
 
     # -------------------------------------------------------------- internals
     def _city(self, slug: str, version: int | None = None) -> City:
@@ -411,7 +425,7 @@ class Dateline(Application[UUID]):
     def _version_known_at(self, slug: str, known_at: datetime) -> int:
         """The city's last version recorded at or before `known_at`; 0 if it was
         registered later. Raises CityNotFound if it was never registered."""
-        version = self.indexed.version_known_at(city_id(slug), known_at)
+        version = self.version_known_at(slug, known_at)
         if version is None:
             self._city(slug)
             return 0
@@ -425,16 +439,28 @@ class Dateline(Application[UUID]):
         version = self._version_known_at(slug, known_at)
         return self._city(slug, version) if version else None
 
-    def _logged_event(self, city: City, event_id: str) -> LoggedEvent:
+    def _logged_event(self, slug: str, event_id: str) -> LoggedEvent:
         version = int(event_id.rsplit("-", 1)[1])
-        events = self.events.get(city.id, gt=version - 1, lte=version)
-        return read_log(city.slug, events)[0]
+        events = self.events.get(city_id(slug), gt=version - 1, lte=version)
+        return read_log(slug, events)[0]
 
     def _check_migrated(self) -> None:
         head = migrations.head_revision()
         current = migrations.current_revision(self.store)
         if current != head:
             raise StoreNotMigrated(self.store, current, head)
+
+    def _fail_fast(self) -> None:
+        """While PostgreSQL is down, answer within the connect timeout, and
+        reconnect as soon as it is back (the pool's default backs off for minutes)."""
+        datastore = self.indexed.datastore
+        if not isinstance(datastore, PostgresDatastore):
+            return
+        timeout = self.settings.postgres_connect_timeout
+        pool = datastore.pool
+        if isinstance(pool.kwargs, dict):
+            pool.kwargs["connect_timeout"] = max(1, round(timeout))
+        pool.reconnect_timeout = timeout
 
 
 def apply_events(city: Any, events: Iterable[Any]) -> Any:
@@ -443,17 +469,3 @@ def apply_events(city: Any, events: Iterable[Any]) -> Any:
     for event in events:
         city = event.mutate(city)
     return city
-
-
-def city_view(city: City) -> CityView:
-    return CityView(
-        city.slug,
-        city.name,
-        city.province,
-        city.country,
-        city.lat,
-        city.lon,
-        city.population,
-        city.initial_controller,
-        city.tracked_since,
-    )

@@ -1,27 +1,59 @@
-"""Event recorders that also write the event index, in the append's transaction.
+"""Recorders and factories: the library's, plus what Dateline writes in the same transaction.
 
-The index row per event (city, version, record time, type, date, report id)
-lets "as known at T" find the version to replay with one indexed lookup, and its
-unique (city, report_id) stops a racing duplicate report at the storage layer.
+Each append writes, in the library's own transaction (eventsourcing's
+"searchable timestamps" pattern):
+- the event index (`dateline_event_index`): the version known at T in one
+  probe, and a unique (city, report_id) that stops a racing duplicate report;
+- the read model's rows for what the events changed (inline projection, see
+  `infrastructure.read_model.projection`), and the read model's position, so
+  an acknowledged write is visible at once and applied exactly once.
+
+The library retries a failed statement 10 times, 0.2 s apart; with a pool
+timeout each try can wait seconds, so an outage held every request for half a
+minute. Dateline's recorders try once more at most, so an outage is a prompt 503.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from typing import Any
+from datetime import date, datetime
+from functools import wraps
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
+from eventsourcing import persistence
 from eventsourcing.persistence import StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+from eventsourcing.postgres import (
+    PostgresAggregateRecorder,
+    PostgresApplicationRecorder,
+    PostgresFactory,
+    PostgresTrackingRecorder,
+)
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteFactory
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
+from infrastructure.read_model.projection import Rows
+from infrastructure.read_model.tables import (
+    PROJECTION,
+    PostgresDialect,
+    PostgresTableWriter,
+    SQLiteDialect,
+    TableWriter,
+    sqlite_instant,
+)
+
 INDEX_TABLE = "dateline_event_index"
 INDEX_KWARG = "event_index"
+ROWS_KWARG = "read_model_rows"
+RETRY_AFTER = 0.1  # seconds before the one retry of a failed statement
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,9 +67,41 @@ class IndexRow:
     report_id: str | None
 
 
-def sqlite_instant(moment: datetime) -> str:
-    """Fixed-width UTC text, so SQLite compares instants as strings correctly."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+def retry_once(method: F) -> F:
+    """The library's recorder method without its 10 x 0.2 s retry loop: one
+    retry (a stale pooled connection), then the error."""
+    once = getattr(method, "__wrapped__", method)
+
+    @wraps(once)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return once(*args, **kwargs)
+        except (persistence.InterfaceError, persistence.OperationalError):
+            time.sleep(RETRY_AFTER)
+            return once(*args, **kwargs)
+
+    return cast(F, call)
+
+
+@contextmanager
+def immediate_transaction(recorder: SQLiteApplicationRecorder) -> Iterator[SQLiteCursor]:
+    """A write transaction that takes SQLite's write lock at BEGIN, so a writer
+    in another process makes it wait (busy timeout) instead of failing later."""
+    with recorder.datastore.get_connection(commit=True) as connection:
+        cursor = connection.cursor()
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+            yield cursor
+            connection.commit()
+        except sqlite3.IntegrityError as error:
+            connection.rollback()
+            raise persistence.IntegrityError(error) from error
+        except sqlite3.OperationalError as error:
+            connection.rollback()
+            raise persistence.OperationalError(error) from error
+        except BaseException:
+            connection.rollback()
+            raise
 
 
 class SQLiteIndexedRecorder(SQLiteApplicationRecorder):
@@ -45,6 +109,20 @@ class SQLiteIndexedRecorder(SQLiteApplicationRecorder):
         f"INSERT INTO {INDEX_TABLE} (city_id, version, slug, event_type, recorded_at, "
         "occurred_on, report_id) VALUES (?, ?, ?, ?, ?, ?, ?)"
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.tables = TableWriter(SQLiteDialect())
+        self.advance_position = (
+            "UPDATE dateline_projection_tracking SET notification_id = ?, events = events + ? "
+            "WHERE projection = ? AND notification_id >= ?"
+        )
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        with immediate_transaction(self) as cursor:
+            return self._insert_events(cursor, stored_events, **kwargs)
 
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -67,6 +145,12 @@ class SQLiteIndexedRecorder(SQLiteApplicationRecorder):
                     for r in rows
                 ],
             )
+        projected: Rows | None = kwargs.get(ROWS_KWARG)
+        if projected is not None and ids:
+            self.tables.write(c, projected)
+            # Move the position only if nothing before these events awaits a
+            # catch-up (it then skips these, already projected).
+            c.execute(self.advance_position, (max(ids), projected.events, PROJECTION, min(ids) - 1))
         return ids
 
     def version_known_at(self, city_id: UUID, known_at: datetime) -> int | None:
@@ -83,37 +167,78 @@ class SQLiteIndexedRecorder(SQLiteApplicationRecorder):
             c.execute(f"SELECT slug FROM {INDEX_TABLE} WHERE version = 1 ORDER BY slug")
             return [row[0] for row in c.fetchall()]
 
-    def count_events(self) -> int:
-        with self.datastore.transaction(commit=False) as c:
-            c.execute(f"SELECT COUNT(*) FROM {INDEX_TABLE}")
-            return int(c.fetchone()[0])
-
 
 class PostgresIndexedRecorder(PostgresApplicationRecorder):
+    select_events = retry_once(PostgresApplicationRecorder.select_events)
+    select_notifications = retry_once(PostgresApplicationRecorder.select_notifications)
+    max_notification_id = retry_once(PostgresApplicationRecorder.max_notification_id)
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        table = SQL("{}.{}").format(Identifier(self.datastore.schema), Identifier(INDEX_TABLE))
+        schema = self.datastore.schema
+        table = SQL("{}.{}").format(Identifier(schema), Identifier(INDEX_TABLE))
+        events = SQL("{}.{}").format(Identifier(schema), Identifier(self.events_table_name))
+        self.tables = PostgresTableWriter(PostgresDialect(schema))
         self.insert_index = SQL(
             "INSERT INTO {table} (city_id, version, slug, event_type, recorded_at, "
             "occurred_on, report_id) SELECT * FROM unnest("
             "%s::uuid[], %s::bigint[], %s::text[], %s::text[], %s::timestamptz[], "
             "%s::date[], %s::text[])"
         ).format(table=table)
+        # Under the library's table lock these events hold the n highest ids.
+        self.advance_position = SQL(
+            "UPDATE {tracking} SET notification_id = "
+            "(SELECT MAX(notification_id) FROM {events}), events = events + %(n)s "
+            "WHERE projection = %(projection)s AND notification_id >= COALESCE(("
+            "SELECT notification_id FROM {events} ORDER BY notification_id DESC "
+            "OFFSET %(n)s LIMIT 1), 0)"
+        ).format(
+            tracking=SQL("{}.{}").format(
+                Identifier(schema), Identifier("dateline_projection_tracking")
+            ),
+            events=events,
+        )
         self.select_version_known_at = SQL(
             "SELECT MAX(version) AS v FROM {table} WHERE city_id = %s AND recorded_at <= %s"
         ).format(table=table)
         self.select_slugs = SQL("SELECT slug FROM {table} WHERE version = 1 ORDER BY slug").format(
             table=table
         )
-        self.select_count = SQL("SELECT COUNT(*) AS n FROM {table}").format(table=table)
 
-    def _insert_stored_events(
-        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> None:
-        # After the library's insert (LOCK TABLE, NOTIFY, INSERT ... RETURNING), and on
-        # a second cursor: `curs` must keep the RETURNING rows, and extra statements
-        # placed before the library's sync turn conflicts into pipeline errors.
-        super()._insert_stored_events(curs, stored_events, **kwargs)
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        return self._insert_once(stored_events, **kwargs)
+
+    @retry_once
+    def _insert_once(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        """The library's append (table lock, NOTIFY, INSERT ... RETURNING), then
+        Dateline's rows, in one transaction. Not pipelined: in a pipeline a
+        conflict surfaces as "pipeline aborted" on a later statement, and the
+        writer must tell a conflict in the log from a refusal by the read model."""
+        if not stored_events:
+            return None
+        with (
+            self.datastore.get_connection() as conn,
+            conn.transaction(),
+            conn.cursor() as curs,
+        ):
+            self._lock_table(curs)
+            self._notify_channel(curs)
+            rows = [
+                self.construct_pg_stored_event(
+                    e.originator_id, e.originator_version, e.topic, e.state
+                )
+                for e in stored_events
+            ]
+            curs.execute(self.insert_events_statement, (rows,), prepare=True)
+            ids = [row["notification_id"] for row in curs.fetchall()]
+            self._insert_dateline_rows(curs, len(stored_events), **kwargs)
+        return ids
+
+    def _insert_dateline_rows(self, curs: Cursor[DictRow], count: int, **kwargs: Any) -> None:
         rows: list[IndexRow] = kwargs.get(INDEX_KWARG) or []
         if rows:
             columns = [
@@ -125,8 +250,11 @@ class PostgresIndexedRecorder(PostgresApplicationRecorder):
                 [r.occurred_on for r in rows],
                 [r.report_id for r in rows],
             ]
-            with curs.connection.cursor() as index_cursor:
-                index_cursor.execute(self.insert_index, columns, prepare=False)
+            curs.execute(self.insert_index, columns)
+        projected: Rows | None = kwargs.get(ROWS_KWARG)
+        if projected is not None:
+            self.tables.write(curs, projected)
+            curs.execute(self.advance_position, {"n": count, "projection": PROJECTION})
 
     def version_known_at(self, city_id: UUID, known_at: datetime) -> int | None:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
@@ -139,8 +267,17 @@ class PostgresIndexedRecorder(PostgresApplicationRecorder):
             curs.execute(self.select_slugs)
             return [row["slug"] for row in curs.fetchall()]
 
-    def count_events(self) -> int:
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(self.select_count)
-            row = curs.fetchone()
-            return 0 if row is None else int(row["n"])
+
+class PostgresSnapshotRecorder(PostgresAggregateRecorder):
+    insert_events = retry_once(PostgresAggregateRecorder.insert_events)
+    select_events = retry_once(PostgresAggregateRecorder.select_events)
+
+
+class DatelinePostgresFactory(PostgresFactory):
+    aggregate_recorder_class = PostgresSnapshotRecorder
+    application_recorder_class = PostgresIndexedRecorder
+    tracking_recorder_class = PostgresTrackingRecorder
+
+
+class DatelineSQLiteFactory(SQLiteFactory):
+    application_recorder_class = SQLiteIndexedRecorder

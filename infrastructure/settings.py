@@ -30,6 +30,13 @@ class Settings(BaseSettings):
     postgres_lock_timeout: int = Field(default=5, ge=0)
     postgres_pool_size: int = Field(default=5, ge=1)
     postgres_max_overflow: int = Field(default=10, ge=0)
+    # Seconds a request waits for a PostgreSQL connection (and to connect):
+    # while the server is down, every request answers 503 within about this.
+    postgres_connect_timeout: float = Field(default=2.0, gt=0, le=60)
+    # Most commands one group-commit transaction holds.
+    writer_batch_size: int = Field(default=64, ge=1, le=1000)
+    # Cities the writer keeps decided in memory (LRU), so a write does not reload.
+    city_cache_size: int = Field(default=2000, ge=1)
 
     def store(self) -> StoreConfig:
         return StoreConfig.from_url(self.database_url, self.postgres_schema)

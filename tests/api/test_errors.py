@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -210,24 +211,40 @@ def test_odd_bodies_never_500_and_never_write(city: Api) -> None:
     assert len(city.events("testville")) == 1
 
 
-def test_a_committed_append_the_read_model_cannot_reflect_is_503_and_safe_to_repeat(
-    city: Api, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    read_model = city.dateline.read_model
-    real_catch_up = read_model.catch_up
-
-    def broken() -> None:
-        raise RuntimeError("disk full")
-
-    monkeypatch.setattr(read_model, "catch_up", broken)
-    body = {**VALID, "report_id": "r-503"}
+def test_a_read_model_that_refuses_an_append_degrades_that_city_only(city: Api) -> None:
+    """The read model already holds a row where testville's next event must go
+    (damage): the append is still recorded (the log is the truth), testville is
+    marked degraded, its reads say so, /health names it, other cities are read
+    and written, and a rebuild repairs it."""
+    city.register("otherville")
+    store = city.dateline.read_model
+    uid = store.dialect.uid(city.dateline.find_city("testville").id)  # type: ignore[union-attr]
+    with city.dateline.projection._write() as cursor:
+        cursor.execute(
+            store.dialect.sql(
+                "INSERT INTO {facts} (city_id, version, slug, event_type, recorded_at) "
+                "VALUES (%s, 2, 'testville', 'Planted', %s)"
+            ),
+            (uid, store.dialect.instant(datetime(2000, 1, 1, tzinfo=UTC))),
+        )
+    body = {**VALID, "report_id": "r-degraded"}
     first = city.post("/cities/testville/events", "reporter", json=body)
-    assert first.status_code == 503
-    assert "testville-2 was recorded" in first.json()["detail"]
-    assert "same report_id" in first.json()["detail"]
-
-    monkeypatch.setattr(read_model, "catch_up", real_catch_up)
+    assert first.status_code == 201, first.text  # recorded
+    assert [e["id"] for e in city.events("otherville")] == ["otherville-1"]
     again = city.post("/cities/testville/events", "reporter", json=body)
-    assert again.status_code == 200 and again.json()["id"] == "testville-2"
+    assert again.status_code == 200 and again.json()["id"] == "testville-2"  # a repeat
+    status = city.get("/cities/testville/status", params={"as_of": "2021-06-21"})
+    assert status.status_code == 503
+    assert status.json()["event_id"] == "testville-2" and "rebuild" in status.json()["detail"]
+    health = city.get("/health")
+    assert health.status_code == 503
+    assert [d["city"] for d in health.json()["degraded"]] == ["testville"]
+    other = city.report("otherville", "Contested", "2021-06-20", "Taliban")
+    assert other.status_code == 201
+    assert city.get("/cities/otherville/status").status_code == 200
+
+    assert city.dateline.projection.rebuild() == 4
+    assert city.get("/health").status_code == 200
     status = city.get("/cities/testville/status", params={"as_of": "2021-06-21"}).json()
     assert status["status"] == "contested" and status["version"] == 2
+    assert city.dateline.check_read_model()[0] == []

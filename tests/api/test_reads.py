@@ -49,7 +49,13 @@ EVENT_KEYS = {
 def test_health(seeded: Api) -> None:
     response = seeded.get("/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "store": seeded.kind, "events": 89}
+    assert response.json() == {
+        "status": "ok",
+        "store": seeded.kind,
+        "events": 89,
+        "position": 89,
+        "degraded": [],
+    }
 
 
 @pytest.mark.parametrize(("as_of", "status", "controller", "contested_by", "since"), KUNDUZ)

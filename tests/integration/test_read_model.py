@@ -18,8 +18,10 @@ import pytest
 
 from domain.control import EventType, Source, Status
 from domain.errors import CityNotFound, DomainError
-from infrastructure.application import Dateline, NotYetVisible
-from infrastructure.read_model import ReadModel
+from infrastructure import recorders
+from infrastructure.application import Dateline
+from infrastructure.read_model.catch_up import CatchUp
+from infrastructure.read_model.queries import CityDegraded
 from infrastructure.settings import Settings
 from seeds.loader import load_seeds
 from tests.conftest import POSTGRES_URL, ManualClock
@@ -170,22 +172,32 @@ def test_statuses_and_changes_across_cities(app: Dateline, clock: ManualClock) -
 
 
 # ----------------------------------------------- exactly once, read your writes
-def test_crash_between_append_and_projection_is_caught_up_exactly_once(
-    app: Dateline, settings: Settings, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+def test_each_append_is_visible_at_once_with_its_rows_in_its_transaction(
+    app: Dateline, settings: Settings, clock: ManualClock
 ) -> None:
     register(app, "kunduz")
+    clock.advance(hours=1)
+    report(app, "kunduz", EventType.CAPTURED, date(2015, 9, 28), TALIBAN, report_id="r1")
+    assert app.read_model.position() == log_size(app) == 2
+    assert app.read_model.progress()[1] == 2
+    assert app.read_model.status("kunduz", date(2016, 1, 1)).state.controller == TALIBAN
+    assert sql(settings, "SELECT COUNT(*) FROM {t}dateline_event_facts") == [(2,)]
+    assert app.projection.catch_up() == 0  # nothing left for a catch-up
+
+
+def test_events_written_without_their_rows_are_caught_up_once_at_start(
+    app: Dateline, settings: Settings, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As after an upgrade: events an older version appended without inline
+    rows are applied by the next start-up, exactly once."""
+    register(app, "kunduz")
     position = app.read_model.position()
-
-    def crash() -> int:
-        raise RuntimeError("process died after the append committed")
-
-    monkeypatch.setattr(app.read_model, "catch_up", crash)
+    monkeypatch.setattr(recorders, "ROWS_KWARG", "not-a-kwarg")  # an older version
     clock.advance(hours=1)
-    with pytest.raises(NotYetVisible, match="kunduz-2 was recorded"):
-        report(app, "kunduz", EventType.CAPTURED, date(2015, 9, 28), TALIBAN, report_id="r1")
+    report(app, "kunduz", EventType.CAPTURED, date(2015, 9, 28), TALIBAN, report_id="r1")
     clock.advance(hours=1)
-    with pytest.raises(NotYetVisible):
-        report(app, "kunduz", EventType.CONTESTED, date(2015, 9, 20), TALIBAN)
+    report(app, "kunduz", EventType.CONTESTED, date(2015, 9, 20), TALIBAN)
+    monkeypatch.undo()
     assert log_size(app) == 3 and app.read_model.position() == position
     assert app.read_model.status("kunduz", date(2016, 1, 1)).state.controller == GOV  # lagging
 
@@ -195,49 +207,106 @@ def test_crash_between_append_and_projection_is_caught_up_exactly_once(
         assert restarted.read_model.status("kunduz", date(2016, 1, 1)).state.controller == TALIBAN
         # Each event exactly once: one fact per event, and nothing left to apply.
         assert sql(settings, "SELECT COUNT(*) FROM {t}dateline_event_facts") == [(3,)]
-        assert restarted.read_model.catch_up() == 0
-        assert restarted.read_model.check()[0] == []
+        assert restarted.projection.catch_up() == 0
+        assert restarted.check_read_model()[0] == []
         incremental = dump(settings)
-        restarted.read_model.rebuild()
+        restarted.projection.rebuild()
         assert dump(settings) == incremental
     finally:
         restarted.close()
 
-    # The original process, projection back: a retried write (same report_id)
-    # writes nothing, yet its answer still waits for the read model.
-    monkeypatch.undo()
-    sql(settings, "UPDATE {t}dateline_projection_tracking SET notification_id = 0")
-    sql(settings, "DELETE FROM {t}dateline_control_periods")
-    sql(settings, "DELETE FROM {t}dateline_event_facts")
-    sql(settings, "DELETE FROM {t}dateline_rm_cities")
-    repeat = report(app, "kunduz", EventType.CAPTURED, date(2015, 9, 28), TALIBAN, report_id="r1")
-    assert not repeat.created
-    assert dump(settings) == incremental
 
-
-def test_a_failure_inside_a_batch_rolls_it_back_whole(
+def test_a_catch_up_skips_what_was_projected_inline_meanwhile(
     app: Dateline, settings: Settings, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     register(app, "kunduz")
-    before = dump(settings)
-    original = ReadModel._apply
-
-    def apply_then_die(self: ReadModel, cursor: Any, notifications: Any) -> None:
-        original(self, cursor, notifications)  # rows written, position not yet
-        raise RuntimeError("killed mid-batch")
-
-    monkeypatch.setattr(ReadModel, "_apply", apply_then_die)
+    register(app, "herat")
+    monkeypatch.setattr(recorders, "ROWS_KWARG", "not-a-kwarg")
     clock.advance(hours=1)
-    with pytest.raises(NotYetVisible):
-        report(app, "kunduz", EventType.CAPTURED, date(2015, 9, 28), TALIBAN)
+    report(app, "kunduz", EventType.CAPTURED, date(2015, 9, 28), TALIBAN)  # a backlog
+    monkeypatch.undo()
+    clock.advance(hours=1)
+    report(app, "herat", EventType.CONTESTED, date(2015, 9, 20), TALIBAN)  # inline
+    assert app.read_model.position() == 2  # held back behind the backlog
+    assert app.projection.catch_up() == 1
+    assert app.read_model.position() == log_size(app) == 4
+    assert sql(settings, "SELECT COUNT(*) FROM {t}dateline_event_facts") == [(4,)]
+    assert app.check_read_model()[0] == []
+
+
+def test_a_failure_inside_a_catch_up_batch_rolls_it_back_whole(
+    app: Dateline, settings: Settings, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    register(app, "kunduz")
+    monkeypatch.setattr(recorders, "ROWS_KWARG", "not-a-kwarg")
+    clock.advance(hours=1)
+    report(app, "kunduz", EventType.CAPTURED, date(2015, 9, 28), TALIBAN)
+    monkeypatch.undo()
+    before = dump(settings)
+
+    def die(self: CatchUp, cursor: Any, failures: Any) -> None:
+        raise RuntimeError("killed mid-batch")  # rows written, position not yet
+
+    monkeypatch.setattr(CatchUp, "_mark", die)
+    with pytest.raises(RuntimeError, match="killed mid-batch"):
+        app.projection.catch_up()
     assert dump(settings) == before  # nothing of the batch survived
     monkeypatch.undo()
 
-    assert app.read_model.catch_up() == 1
+    assert app.projection.catch_up() == 1
     incremental = dump(settings)
     assert len(incremental["dateline_event_facts"]) == 2
-    app.read_model.rebuild()
+    app.projection.rebuild()
     assert dump(settings) == incremental
+
+
+def test_an_event_that_cannot_be_applied_at_start_up_is_contained(
+    app: Dateline, settings: Settings, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backlog event whose rows the read model refuses (here: its fact row
+    already taken): the process still starts, the city is degraded with the
+    event and the reason, other cities are written and read, and `projections
+    check` and `rebuild` run; the rebuild repairs it."""
+    register(app, "kunduz")
+    register(app, "herat")
+    monkeypatch.setattr(recorders, "ROWS_KWARG", "not-a-kwarg")
+    clock.advance(hours=1)
+    report(app, "kunduz", EventType.CAPTURED, date(2015, 9, 28), TALIBAN)
+    monkeypatch.undo()
+    kunduz = app.find_city("kunduz")
+    assert kunduz is not None
+    d = app.read_model.dialect
+    with app.projection._write() as cursor:  # damage: the row the event's projection needs
+        cursor.execute(
+            d.sql("DELETE FROM {periods} WHERE city_id = %s AND known_to IS NULL"),
+            (d.uid(kunduz.id),),
+        )
+        cursor.execute(
+            d.sql(
+                "INSERT INTO {periods} (city_id, valid_from, known_from, status, version) "
+                "VALUES (%s, %s, %s, 'held', 99)"
+            ),
+            (d.uid(kunduz.id), d.day(date(2015, 9, 28)), d.instant(kunduz.modified_on)),
+        )
+    restarted = Dateline(settings, clock=clock)  # starts despite the bad event
+    try:
+        degraded = restarted.read_model.degraded()
+        assert [(d.slug, d.event_id) for d in degraded] == [("kunduz", "kunduz-2")]
+        assert "dateline_control_periods" in degraded[0].reason
+        with pytest.raises(CityDegraded, match="kunduz-2"):
+            restarted.read_model.status("kunduz")
+        clock.advance(hours=1)
+        report(restarted, "herat", EventType.CONTESTED, date(2015, 9, 20), TALIBAN)
+        assert restarted.read_model.status("herat", date(2015, 9, 21)).state.contested_by == TALIBAN
+        assert [e.id for e in restarted.history("kunduz")][-1] == "kunduz-2"
+        differences, _ = restarted.check_read_model(samples=20)
+        assert differences  # check runs, and sees what is wrong
+        restarted.projection.rebuild()
+        assert restarted.read_model.degraded() == []
+        assert restarted.check_read_model(samples=20)[0] == []
+        assert restarted.read_model.status("kunduz", date(2016, 1, 1)).state.controller == TALIBAN
+    finally:
+        restarted.close()
 
 
 def test_rebuild_equals_incremental(app: Dateline, settings: Settings, clock: ManualClock) -> None:
@@ -248,9 +317,9 @@ def test_rebuild_equals_incremental(app: Dateline, settings: Settings, clock: Ma
     clock.advance(days=1)
     app.retract("kunduz", added.event.id, reason="duplicate", retracted_by="editor")
     incremental = dump(settings)
-    assert app.read_model.rebuild() == log_size(app)
+    assert app.projection.rebuild() == log_size(app)
     assert dump(settings) == incremental
-    assert app.read_model.check()[0] == []
+    assert app.check_read_model()[0] == []
 
 
 # ----------------------------------------------------------- rebuild / check
@@ -283,7 +352,7 @@ def test_check_finds_a_missing_row_and_a_wrong_fact(
     load_seeds(app)
     sql(settings, "DELETE FROM {t}dateline_control_periods WHERE valid_from = '2016-10-03'")
     sql(settings, "UPDATE {t}dateline_event_facts SET actor = 'X' WHERE version = 2")
-    differences, compared = app.read_model.check(samples=30)
+    differences, compared = app.check_read_model(samples=30)
     assert compared > 0
     assert {d.what for d in differences} >= {"status", "history", "timeline"}
     assert "kunduz" in {d.city for d in differences if d.what == "status"}
@@ -332,12 +401,12 @@ def test_two_applications_appending_at_once_keep_it_exact(settings: Settings) ->
         assert failures == []
         assert first.count_events() > 30  # enough of the random reports were accepted
         assert first.read_model.position() == log_size(first)
-        assert second.read_model.catch_up() == 0
+        assert second.projection.catch_up() == 0
         facts = sql(settings, "SELECT COUNT(*) FROM {t}dateline_event_facts")
         assert facts == [(first.count_events(),)]  # ids have gaps: failed appends
-        assert first.read_model.check(samples=100)[0] == []
+        assert first.check_read_model(samples=100)[0] == []
         incremental = dump(settings)
-        second.read_model.rebuild()
+        second.projection.rebuild()
         assert dump(settings) == incremental
     finally:
         first.close()
@@ -362,11 +431,11 @@ def test_two_processes_appending_at_once_keep_it_exact(settings: Settings) -> No
         with ProcessPoolExecutor(2, mp_context=context) as pool:
             results = list(pool.map(append_in_another_process, [url, url], [schema] * 2, [1, 2]))
         assert results == [[], []]
-        assert app.read_model.catch_up() == 0  # the other processes left nothing to do
+        assert app.projection.catch_up() == 0  # the other processes left nothing to do
         assert app.read_model.position() == log_size(app)
         facts = sql(settings, "SELECT COUNT(*) FROM {t}dateline_event_facts")
         assert facts == [(app.count_events(),)]
-        assert app.read_model.check(samples=100)[0] == []
+        assert app.check_read_model(samples=100)[0] == []
     finally:
         app.close()
 

@@ -1,0 +1,358 @@
+"""The read model's tables and the SQL each store speaks to them.
+
+Tables (migrations 0003, 0004), the same on SQLite and PostgreSQL:
+
+- `dateline_control_periods`: rectangles, a valid period [valid_from, valid_to)
+  on the world's calendar times a record period [known_from, known_to) on record
+  time (NULL end = open); "as of D, as known at T" is the row containing (D, T).
+  Rows are only inserted, or closed by setting `known_to`.
+- `dateline_event_facts`: one row per event as the log shows it, retraction
+  details attached to the withdrawn event.
+- `dateline_rm_cities`: each city's descriptive fields.
+- `dateline_projection_tracking`: the notification id up to which every event is
+  reflected, and how many events that is.
+- `dateline_projection_degraded`: cities whose events the read model could not
+  apply, with the event and the reason.
+
+Statements are written once with psycopg's placeholders (`%s`, `%(name)s`);
+the SQLite dialect turns them into sqlite3's (`?`, `:name`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from typing import Any, cast
+from uuid import UUID
+
+from domain.control import Source
+from domain.log import LoggedEvent
+from infrastructure.read_model.projection import Rows
+
+PROJECTION = "read_model"  # the row in dateline_projection_tracking
+TABLES = {
+    "periods": "dateline_control_periods",
+    "facts": "dateline_event_facts",
+    "cities": "dateline_rm_cities",
+    "tracking": "dateline_projection_tracking",
+    "degraded": "dateline_projection_degraded",
+}
+PLAIN_CONTAINS = (
+    "p.valid_from <= %(d)s AND (p.valid_to IS NULL OR p.valid_to > %(d)s) "
+    "AND p.known_from <= %(t)s AND (p.known_to IS NULL OR p.known_to > %(t)s)"
+)
+CITY_COLUMNS = (
+    "city_id, slug, name, province, country, lat, lon, population, "
+    "initial_controller, tracked_since, registered_at"
+)
+PERIOD_COLUMNS = (
+    "city_id, valid_from, valid_to, known_from, known_to, status, controller, "
+    "contested_by, since, event_id, version"
+)
+FACT_COLUMNS = (
+    "city_id, version, slug, event_type, recorded_at, occurred_on, actor, source_name, "
+    "source_url, source_quote, note, report_id, reported_by, retracts, reason, "
+    "retracted_in, retraction_reason, retracted_by, retracted_at"
+)
+
+
+def sqlite_instant(moment: datetime) -> str:
+    """Fixed-width UTC text, so SQLite compares instants as strings correctly."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+def marks(n: int) -> str:
+    return ", ".join(["%s"] * n)
+
+
+class Dialect:
+    """What differs between SQLite and PostgreSQL: table names, placeholders, values."""
+
+    kind: str
+    contains: str  # the point-in-rectangle predicate on `p`, params %(d)s and %(t)s
+    for_update: str  # appended to the tracking row's read inside a write
+
+    def sql(self, text: str) -> str:
+        return text.format(**{k: self.table(v) for k, v in TABLES.items()}, contains=self.contains)
+
+    def table(self, name: str) -> str:
+        raise NotImplementedError
+
+    def uid(self, value: UUID) -> Any:
+        raise NotImplementedError
+
+    def day(self, value: date | None) -> Any:
+        raise NotImplementedError
+
+    def instant(self, value: datetime | None) -> Any:
+        raise NotImplementedError
+
+    def load_uid(self, value: Any) -> UUID:
+        raise NotImplementedError
+
+    def load_day(self, value: Any) -> date | None:
+        raise NotImplementedError
+
+    def load_instant(self, value: Any) -> datetime | None:
+        raise NotImplementedError
+
+
+class SQLiteDialect(Dialect):
+    kind = "sqlite"
+    contains = PLAIN_CONTAINS
+    for_update = ""
+
+    def sql(self, text: str) -> str:
+        return re.sub(r"%\((\w+)\)s", r":\1", super().sql(text)).replace("%s", "?")
+
+    def table(self, name: str) -> str:
+        return name
+
+    def uid(self, value: UUID) -> Any:
+        return value.hex
+
+    def day(self, value: date | None) -> Any:
+        return None if value is None else value.isoformat()
+
+    def instant(self, value: datetime | None) -> Any:
+        return None if value is None else sqlite_instant(value)
+
+    def load_uid(self, value: Any) -> UUID:
+        return UUID(hex=value)
+
+    def load_day(self, value: Any) -> date | None:
+        return None if value is None else date.fromisoformat(value)
+
+    def load_instant(self, value: Any) -> datetime | None:
+        return None if value is None else datetime.fromisoformat(value)
+
+
+class PostgresDialect(Dialect):
+    kind = "postgresql"
+    # One probe of the GiST index behind the exclusion constraint.
+    contains = (
+        "daterange(p.valid_from, p.valid_to) @> %(d)s::date "
+        "AND tstzrange(p.known_from, p.known_to) @> %(t)s::timestamptz"
+    )
+    for_update = " FOR UPDATE"
+
+    def __init__(self, schema: str) -> None:
+        self.schema = schema
+
+    def table(self, name: str) -> str:
+        return f'"{self.schema}".{name}'
+
+    def uid(self, value: UUID) -> Any:
+        return value
+
+    def day(self, value: date | None) -> Any:
+        return value
+
+    def instant(self, value: datetime | None) -> Any:
+        return value
+
+    def load_uid(self, value: Any) -> UUID:
+        return cast(UUID, value)
+
+    def load_day(self, value: Any) -> date | None:
+        return cast(date | None, value)
+
+    def load_instant(self, value: Any) -> datetime | None:
+        return None if value is None else cast(datetime, value).astimezone(UTC)
+
+
+class TableWriter:
+    """Writes a batch's rows with the cursor of the transaction that holds it."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = d = dialect
+        s = d.sql
+        self.close_period = s(
+            "UPDATE {periods} SET known_to = %s "
+            "WHERE city_id = %s AND valid_from = %s AND known_to IS NULL"
+        )
+        self.insert_period = s(f"INSERT INTO {{periods}} ({PERIOD_COLUMNS}) VALUES ({marks(11)})")
+        self.insert_city = s(f"INSERT INTO {{cities}} ({CITY_COLUMNS}) VALUES ({marks(11)})")
+        self.insert_fact = s(f"INSERT INTO {{facts}} ({FACT_COLUMNS}) VALUES ({marks(19)})")
+        self.retract_fact = s(
+            "UPDATE {facts} SET retracted_in = %s, retraction_reason = %s, retracted_by = %s, "
+            "retracted_at = %s WHERE city_id = %s AND version = %s"
+        )
+        self.select_position = s(
+            "SELECT notification_id, events FROM {tracking} WHERE projection = %s"
+        )
+        self.lock_position = self.select_position + d.for_update
+        self.set_position = s(
+            "UPDATE {tracking} SET notification_id = %s, events = events + %s WHERE projection = %s"
+        )
+        self.reset_position = s(
+            "UPDATE {tracking} SET notification_id = %s, events = %s WHERE projection = %s"
+        )
+        self.insert_degraded = s(
+            "INSERT INTO {degraded} (city_id, slug, event_id, reason, noticed_at) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (city_id) DO NOTHING"
+        )
+        self.select_projected = s("SELECT version FROM {facts} WHERE city_id = %s AND version = %s")
+
+    def write(self, cursor: Any, rows: Rows) -> None:
+        """Close before inserting: the exclusion constraint never sees an overlap."""
+        d = self.dialect
+        if rows.closes:
+            self._run(
+                cursor,
+                self.close_period,
+                [
+                    (d.instant(c.known_to), d.uid(c.city_id), d.day(c.valid_from))
+                    for c in rows.closes
+                ],
+            )
+        if rows.opens:
+            self._run(cursor, self.insert_period, [self.period_row(p) for p in rows.opens])
+        if rows.cities:
+            self._run(
+                cursor,
+                self.insert_city,
+                [
+                    (
+                        d.uid(c.city_id),
+                        c.slug,
+                        c.name,
+                        c.province,
+                        c.country,
+                        c.lat,
+                        c.lon,
+                        c.population,
+                        c.initial_controller,
+                        d.day(c.tracked_since),
+                        d.instant(c.registered_at),
+                    )
+                    for c in rows.cities
+                ],
+            )
+        if rows.facts:
+            self._run(
+                cursor,
+                self.insert_fact,
+                [self.fact_row(cid, e) for (cid, _), e in rows.facts.items()],
+            )
+        for mark in rows.degraded:
+            cursor.execute(
+                self.insert_degraded,
+                self.degraded_row(
+                    mark.city_id, mark.slug, mark.event_id, mark.reason, mark.noticed_at
+                ),
+            )
+        if rows.retractions:
+            self._run(
+                cursor,
+                self.retract_fact,
+                [
+                    (
+                        m.retraction.event_id,
+                        m.retraction.reason,
+                        m.retraction.retracted_by,
+                        d.instant(m.retraction.recorded_at),
+                        d.uid(m.city_id),
+                        m.version,
+                    )
+                    for m in rows.retractions
+                ],
+            )
+
+    def _run(self, cursor: Any, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        cursor.executemany(statement, rows)
+
+    def period_row(self, p: Any) -> tuple[Any, ...]:
+        d = self.dialect
+        return (
+            d.uid(p.city_id),
+            d.day(p.valid_from),
+            d.day(p.valid_to),
+            d.instant(p.known_from),
+            d.instant(p.known_to),
+            p.state.status.value,
+            p.state.controller,
+            p.state.contested_by,
+            d.day(p.state.since),
+            p.state.event_id,
+            p.version,
+        )
+
+    def fact_row(self, cid: UUID, e: LoggedEvent) -> tuple[Any, ...]:
+        d = self.dialect
+        source = e.source or Source("")
+        r = e.retracted
+        return (
+            d.uid(cid),
+            e.version,
+            e.city,
+            e.type,
+            d.instant(e.recorded_at),
+            d.day(e.occurred_on),
+            e.actor,
+            source.name if e.source else None,
+            source.url,
+            source.quote,
+            e.note,
+            e.report_id,
+            e.reported_by,
+            e.retracts,
+            e.reason,
+            r.event_id if r else None,
+            r.reason if r else None,
+            r.retracted_by if r else None,
+            d.instant(r.recorded_at) if r else None,
+        )
+
+    def degraded_row(
+        self, city_id: UUID, slug: str, event_id: str, reason: str, at: datetime
+    ) -> Sequence[Any]:
+        d = self.dialect
+        return (d.uid(city_id), slug, event_id, reason[:2000], d.instant(at))
+
+
+PERIOD_TYPES = "uuid, date, date, timestamptz, timestamptz, text, text, text, date, text, bigint"
+CITY_TYPES = "uuid, text, text, text, text, float8, float8, bigint, text, date, timestamptz"
+FACT_TYPES = (
+    "uuid, bigint, text, text, timestamptz, date, text, text, text, text, text, text, text, "
+    "text, text, text, text, text, timestamptz"
+)
+
+
+def _unnest(columns: str, types: str) -> str:
+    arrays = ", ".join(f"%s::{t.strip()}[]" for t in types.split(","))
+    return f"SELECT * FROM unnest({arrays}) AS r({columns})"
+
+
+class PostgresTableWriter(TableWriter):
+    """One statement per kind of row, with arrays (unnest), each executed once."""
+
+    def __init__(self, dialect: PostgresDialect) -> None:
+        super().__init__(dialect)
+        s = dialect.sql
+        self.close_period = s(
+            "UPDATE {periods} p SET known_to = c.known_to FROM unnest("
+            "%s::timestamptz[], %s::uuid[], %s::date[]) AS c(known_to, city_id, valid_from) "
+            "WHERE p.city_id = c.city_id AND p.valid_from = c.valid_from AND p.known_to IS NULL"
+        )
+        self.insert_period = s(
+            f"INSERT INTO {{periods}} ({PERIOD_COLUMNS}) {_unnest(PERIOD_COLUMNS, PERIOD_TYPES)}"
+        )
+        self.insert_city = s(
+            f"INSERT INTO {{cities}} ({CITY_COLUMNS}) {_unnest(CITY_COLUMNS, CITY_TYPES)}"
+        )
+        self.insert_fact = s(
+            f"INSERT INTO {{facts}} ({FACT_COLUMNS}) {_unnest(FACT_COLUMNS, FACT_TYPES)}"
+        )
+        self.retract_fact = s(
+            "UPDATE {facts} f SET retracted_in = r.retracted_in, "
+            "retraction_reason = r.reason, retracted_by = r.retracted_by, "
+            "retracted_at = r.retracted_at FROM unnest(%s::text[], %s::text[], %s::text[], "
+            "%s::timestamptz[], %s::uuid[], %s::bigint[]) "
+            "AS r(retracted_in, reason, retracted_by, retracted_at, city_id, version) "
+            "WHERE f.city_id = r.city_id AND f.version = r.version"
+        )
+
+    def _run(self, cursor: Any, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        cursor.execute(statement, [list(column) for column in zip(*rows, strict=True)])

@@ -1,0 +1,252 @@
+"""One writer per process: every write is decided and committed on one thread, in groups.
+
+Callers hand a command to the writer and wait for its own outcome. The writer
+takes every command waiting at that moment (up to a batch size), decides each
+on the state the ones before it left, and commits all their events, index rows
+and read-model rows in one transaction: one table lock, one commit (group
+commit). A rule violation or a repeat is answered without touching the batch;
+a conflict with another process's append re-decides the batch once on fresh
+state, then each command alone, so one hot city never fails the others.
+
+The writer keeps the cities it decided in memory (an LRU of aggregates), so a
+write does not reload its city. A city another process appended to meanwhile
+collides on (city, version) and is reloaded: the cache needs no fast-forward
+query on the happy path. On SQLite this thread is the process's only writer,
+so concurrent reporters never meet "database is locked".
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import psycopg
+from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
+
+from domain.city import City, ReportOutcome
+from domain.errors import DomainError
+from domain.log import LoggedEvent, read_log
+
+if TYPE_CHECKING:
+    from infrastructure.application import Dateline
+
+log = logging.getLogger("dateline.writer")
+
+WAIT_LIMIT = 60.0  # seconds a caller waits for the writer before giving up
+
+
+class ConcurrencyConflict(Exception):
+    """Other writers kept moving the city on; the append was not made."""
+
+    def __init__(self, slug: str, attempts: int) -> None:
+        super().__init__(
+            f"{slug} changed {attempts} times while this write was being decided; "
+            "nothing was written, try again"
+        )
+        self.slug = slug
+
+
+class StoreUnavailable(Exception):
+    """The database did not answer in time (lock timeout, connection lost)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"the event store is unavailable, nothing was written: {detail}")
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What a command decided: the outcome, the city's version after it, and
+    the new event as logged (None for a repeat: the original is read back)."""
+
+    outcome: ReportOutcome
+    version: int
+    event: LoggedEvent | None
+    city: City
+
+
+# A command: given the city (None if not registered), return it (or the new
+# city) with the decision; domain errors are raised, and answered as they are.
+Decide = Callable[[City | None], tuple[City, ReportOutcome]]
+
+
+@dataclass(eq=False)
+class Command:
+    slug: str
+    city_id: UUID
+    decide: Decide
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Decision | BaseException | None = None
+    degrade: str | None = None  # the read model refused its rows: write it degraded
+
+    def finish(self, result: Decision | BaseException) -> None:
+        self.result = result
+        self.done.set()
+
+
+_STOP = object()
+
+
+class CityWriter:
+    def __init__(self, app: Dateline, *, batch_size: int, cache_size: int, attempts: int) -> None:
+        self.app = app
+        self.batch_size = batch_size
+        self.cache_size = cache_size
+        self.attempts = attempts
+        self._cities: OrderedDict[UUID, City] = OrderedDict()  # writer thread only
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="dateline-writer", daemon=True)
+        self._thread.start()
+        self.batches = 0  # committed transactions, for tests and metrics
+        self.commands = 0
+
+    def submit(self, slug: str, city_id: UUID, decide: Decide) -> Decision:
+        command = Command(slug, city_id, decide)
+        self._queue.put(command)
+        if not command.done.wait(WAIT_LIMIT):
+            raise StoreUnavailable(f"the writer did not answer within {WAIT_LIMIT:.0f} s")
+        assert command.result is not None
+        if isinstance(command.result, BaseException):
+            raise command.result
+        return command.result
+
+    def forget(self, city_id: UUID) -> None:
+        """Drop a cached city (another path wrote it): the next command reloads it."""
+        self._queue.put(("forget", city_id))
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join(timeout=WAIT_LIMIT)
+
+    # ------------------------------------------------------------ the thread
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            batch: list[Command] = []
+            stop = False
+            while True:
+                if item is _STOP:
+                    stop = True
+                elif isinstance(item, tuple):
+                    self._cities.pop(item[1], None)
+                else:
+                    batch.append(item)
+                if len(batch) >= self.batch_size:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                try:
+                    self._commit(batch)
+                except BaseException as error:  # never leave a caller waiting
+                    log.exception("writer failed on a batch")
+                    for command in batch:
+                        if not command.done.is_set():
+                            command.finish(error)
+            if stop:
+                return
+
+    def _commit(self, batch: list[Command]) -> None:
+        for attempt in range(self.attempts):
+            changed: dict[UUID, City] = {}
+            results: list[Decision | BaseException] = []
+            for command in batch:
+                results.append(self._decide(command, changed))
+            if changed:
+                degraded = {
+                    c.city_id: c.degrade for c in batch if c.degrade and c.city_id in changed
+                }
+                try:
+                    self.app.save_decided(list(changed.values()), degraded)
+                except IntegrityError as error:
+                    self._evict(changed)
+                    refused = self.app.read_model_refusal(error)
+                    if len(batch) > 1:
+                        for command in batch:  # isolate the command that collides
+                            self._commit([command])
+                        return
+                    if refused is not None and batch[0].degrade is None:
+                        batch[0].degrade = refused  # the log is fine: write it, flag the city
+                        continue
+                    time.sleep(random.uniform(0, 0.005 * (attempt + 1)))
+                    continue
+                except (OperationalError, InterfaceError, psycopg.OperationalError) as error:
+                    self._evict(changed)
+                    unavailable = StoreUnavailable(str(error).strip().splitlines()[0])
+                    self._finish(batch, results, unavailable)
+                    return
+                except BaseException as error:
+                    self._evict(changed)
+                    self._finish(batch, results, error)
+                    return
+                for cid, city in changed.items():
+                    self._remember(cid, city)
+                self.batches += 1
+            self.commands += len(batch)
+            self._finish(batch, results, None)
+            return
+        for command in batch:
+            self._cities.pop(command.city_id, None)
+        self._finish(batch, [ConcurrencyConflict(c.slug, self.attempts) for c in batch], None)
+
+    def _decide(self, command: Command, changed: dict[UUID, City]) -> Decision | BaseException:
+        try:
+            city = changed.get(command.city_id) or self._city(command.city_id)
+            before = city.version if city is not None else 0
+            city, outcome = command.decide(city)
+        except (DomainError, ValueError) as refused:
+            return refused
+        except (OperationalError, InterfaceError, psycopg.OperationalError) as error:
+            return StoreUnavailable(str(error).strip().splitlines()[0])
+        except Exception as error:  # an undecodable city: this command only
+            log.exception("could not decide a command on %s", command.slug)
+            return error
+        event = None
+        if outcome.created:
+            changed[command.city_id] = city
+            new = [e for e in city.pending_events if e.originator_version > before]
+            event = read_log(city.slug, new[-1:])[0]
+        return Decision(outcome, city.version, event, city)
+
+    def _city(self, cid: UUID) -> City | None:
+        city = self._cities.get(cid)
+        if city is not None:
+            self._cities.move_to_end(cid)
+            return city
+        city = self.app.load_city(cid)
+        if city is not None:
+            self._remember(cid, city)
+        return city
+
+    def _remember(self, cid: UUID, city: City) -> None:
+        self._cities[cid] = city
+        self._cities.move_to_end(cid)
+        while len(self._cities) > self.cache_size:
+            self._cities.popitem(last=False)
+
+    def _evict(self, changed: dict[UUID, City]) -> None:
+        # Their state holds events that were not stored.
+        for cid in changed:
+            self._cities.pop(cid, None)
+
+    @staticmethod
+    def _finish(
+        batch: list[Command],
+        results: list[Decision | BaseException],
+        failure: BaseException | None,
+    ) -> None:
+        for command, result in zip(batch, results, strict=True):
+            if failure is not None and isinstance(result, Decision) and result.outcome.created:
+                command.finish(failure)
+            else:
+                command.finish(result)
