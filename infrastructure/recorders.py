@@ -215,16 +215,19 @@ class PostgresIndexedRecorder(PostgresApplicationRecorder):
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         """The library's append (table lock, NOTIFY, INSERT ... RETURNING), then
-        Dateline's rows, in one transaction. Not pipelined: in a pipeline a
-        conflict surfaces as "pipeline aborted" on a later statement, and the
-        writer must tell a conflict in the log from a refusal by the read model."""
+        Dateline's rows, in one transaction and one pipeline: a round trip or
+        two, whatever the rows. The first error is raised: a conflict in the log,
+        or a read-model table refusing its rows."""
         if not stored_events:
             return None
         with (
             self.datastore.get_connection() as conn,
+            conn.pipeline() as pipeline,
             conn.transaction(),
             conn.cursor() as curs,
         ):
+            # Raised inside the transaction, the first error rolls it back (an
+            # aborted pipeline cannot commit: psycopg would raise "pipeline aborted").
             self._lock_table(curs)
             self._notify_channel(curs)
             rows = [
@@ -234,8 +237,10 @@ class PostgresIndexedRecorder(PostgresApplicationRecorder):
                 for e in stored_events
             ]
             curs.execute(self.insert_events_statement, (rows,), prepare=True)
-            ids = [row["notification_id"] for row in curs.fetchall()]
-            self._insert_dateline_rows(curs, len(stored_events), **kwargs)
+            with conn.cursor() as extra:
+                self._insert_dateline_rows(extra, len(stored_events), **kwargs)
+            pipeline.sync()
+            ids: list[int] = [row["notification_id"] for row in curs.fetchall()]
         return ids
 
     def _insert_dateline_rows(self, curs: Cursor[DictRow], count: int, **kwargs: Any) -> None:
@@ -250,11 +255,13 @@ class PostgresIndexedRecorder(PostgresApplicationRecorder):
                 [r.occurred_on for r in rows],
                 [r.report_id for r in rows],
             ]
-            curs.execute(self.insert_index, columns)
+            curs.execute(self.insert_index, columns, prepare=False)
         projected: Rows | None = kwargs.get(ROWS_KWARG)
         if projected is not None:
             self.tables.write(curs, projected)
-            curs.execute(self.advance_position, {"n": count, "projection": PROJECTION})
+            curs.execute(
+                self.advance_position, {"n": count, "projection": PROJECTION}, prepare=False
+            )
 
     def version_known_at(self, city_id: UUID, known_at: datetime) -> int | None:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:

@@ -178,7 +178,9 @@ class CityWriter:
                     if refused is not None and batch[0].degrade is None:
                         batch[0].degrade = refused  # the log is fine: write it, flag the city
                         continue
-                    time.sleep(random.uniform(0, 0.005 * (attempt + 1)))
+                    # Another process appended to this city: back off (exponential,
+                    # jittered) so two writers on one hot city do not keep colliding.
+                    time.sleep(random.uniform(0, min(0.25, 0.002 * 2**attempt)))
                     continue
                 except (OperationalError, InterfaceError, psycopg.OperationalError) as error:
                     self._evict(changed)

@@ -326,7 +326,9 @@ def _unnest(columns: str, types: str) -> str:
 
 
 class PostgresTableWriter(TableWriter):
-    """One statement per kind of row, with arrays (unnest), each executed once."""
+    """One statement per kind of row, with arrays (unnest), each executed once and
+    not prepared: it runs in the append's pipeline, where a statement prepared
+    in an aborted pipeline would be missing from the server on the next use."""
 
     def __init__(self, dialect: PostgresDialect) -> None:
         super().__init__(dialect)
@@ -355,4 +357,5 @@ class PostgresTableWriter(TableWriter):
         )
 
     def _run(self, cursor: Any, statement: str, rows: Sequence[Sequence[Any]]) -> None:
-        cursor.execute(statement, [list(column) for column in zip(*rows, strict=True)])
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        cursor.execute(statement, columns, prepare=False)
