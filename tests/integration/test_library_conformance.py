@@ -18,11 +18,8 @@ from __future__ import annotations
 import sqlite3
 import tempfile
 import uuid
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from threading import Event, Thread
 from typing import Any, ClassVar
 
 import eventsourcing.tests.persistence as conformance
@@ -32,7 +29,6 @@ from eventsourcing.persistence import (
     ApplicationRecorder,
     InfrastructureFactory,
     ProcessRecorder,
-    StoredEvent,
     TrackingRecorder,
 )
 from eventsourcing.postgres import (
@@ -54,13 +50,6 @@ from infrastructure.application import Dateline, library_env
 from infrastructure.recorders import PostgresIndexedRecorder, SQLiteIndexedRecorder
 from infrastructure.settings import Settings, StoreConfig
 from tests.conftest import POSTGRES_URL, drop_schema, require_postgres
-
-# Sizes for the concurrency cases below; the library's own sizes (10 writers x
-# 100 appends x 100 events; 2 x 1,000 events) take minutes on this shared store.
-WRITERS = 4
-APPENDS_PER_WRITER = 10
-EVENTS_PER_APPEND = 20
-NON_INTERLEAVING_EVENTS = 200
 
 
 @dataclass(frozen=True)
@@ -105,8 +94,10 @@ def build_recorder(factory: InfrastructureFactory[Any], kind: str, role: str) ->
         expected: type[Any] = classes.application
     elif role == "snapshots":
         recorder, expected = factory.aggregate_recorder("snapshots"), classes.snapshots
-    else:
+    elif role == "tracking":
         recorder, expected = factory.tracking_recorder(), classes.tracking
+    else:
+        recorder, expected = factory.process_recorder(), classes.process
     assert type(recorder) is expected, f"{role} recorder is {type(recorder)}, not {expected}"
     return recorder
 
@@ -167,100 +158,10 @@ class WithDatelineRecorder(OnDatelineStore):
         return build_recorder(self.factory, self.kind, self.role)
 
 
-class SmallConcurrencyCases:
-    """Overrides of the library's concurrency cases, at a size that runs in seconds."""
+class ExpectDatelineClasses(OnDatelineStore):
+    """The classes the library's factory case expects from the application's env."""
 
-    create_recorder: Any
-    new_originator_id: Any
-    assertEqual: Any  # noqa: N815
-
-    def test_concurrent_no_conflicts(self, initial_position: int = 0) -> None:
-        """The library's version writes 10 writers x 100 appends x 100 events while
-        two readers page through notifications, and asserts only that nothing
-        raised; that takes minutes here. Same shape, smaller, and it also checks
-        that every event landed once, with distinct contiguous notification ids."""
-        recorder = self.create_recorder()
-        stop = Event()
-        errors: list[Exception] = []
-
-        def read() -> None:
-            while not stop.is_set():
-                try:
-                    recorder.select_notifications(start=initial_position, limit=10)
-                except Exception as error:  # collected and re-raised below
-                    errors.append(error)
-                    return
-
-        def append(_: int) -> None:
-            originator_id = self.new_originator_id()
-            recorder.insert_events(
-                [
-                    StoredEvent(originator_id, version, "topic", b"state")
-                    for version in range(1, EVENTS_PER_APPEND + 1)
-                ]
-            )
-
-        readers = [Thread(target=read) for _ in range(2)]
-        for reader in readers:
-            reader.start()
-        try:
-            with ThreadPoolExecutor(max_workers=WRITERS) as pool:
-                list(pool.map(append, range(WRITERS * APPENDS_PER_WRITER)))
-        finally:
-            stop.set()
-            for reader in readers:
-                reader.join()
-        if errors:
-            raise errors[0]
-        total = WRITERS * APPENDS_PER_WRITER * EVENTS_PER_APPEND
-        ids = [n.id for n in recorder.select_notifications(start=None, limit=total + 1)]
-        self.assertEqual(ids, list(range(1, total + 1)))
-
-
-class SmallNonInterleavingCase:
-    create_recorder: Any
-    assertEqual: Any  # noqa: N815
-
-    def create_stack(self, originator_id: Any) -> Sequence[StoredEvent]:
-        """The library's stacks hold 1,000 events each; the race is the same with fewer."""
-        return [
-            StoredEvent(originator_id, version, "non-interleaving", b"{}")
-            for version in range(1, NON_INTERLEAVING_EVENTS + 1)
-        ]
-
-
-# SQLite ------------------------------------------------------------------------------
-
-
-class TestSQLiteApplicationRecorder(
-    WithDatelineRecorder, SmallConcurrencyCases, conformance.ApplicationRecorderTestCase
-):
-    kind, role = "sqlite", "application"
-
-
-class TestSQLiteSnapshotRecorder(WithDatelineRecorder, conformance.AggregateRecorderTestCase):
-    kind, role = "sqlite", "snapshots"
-
-
-class TestSQLiteTrackingRecorder(WithDatelineRecorder, conformance.TrackingRecorderTestCase):
-    kind, role = "sqlite", "tracking"
-
-
-class TestSQLiteNonInterleavingNotificationIDs(
-    WithDatelineRecorder,
-    SmallNonInterleavingCase,
-    conformance.NonInterleavingNotificationIDsBaseCase,
-):
-    kind, role = "sqlite", "application"
-    insert_num = NON_INTERLEAVING_EVENTS
-
-
-class SQLiteTrackingSubclass(dateline_classes("sqlite").tracking):  # type: ignore[misc]
-    pass
-
-
-class TestSQLiteInfrastructureFactory(OnDatelineStore, conformance.InfrastructureFactoryTestCase):
-    kind = "sqlite"
+    tracking_subclass: ClassVar[type[TrackingRecorder]]
 
     def expected_factory_class(self) -> Any:
         return dateline_classes(self.kind).factory
@@ -275,17 +176,60 @@ class TestSQLiteInfrastructureFactory(OnDatelineStore, conformance.Infrastructur
         return dateline_classes(self.kind).tracking
 
     def tracking_recorder_subclass(self) -> Any:
-        return SQLiteTrackingSubclass
+        return self.tracking_subclass
 
     def expected_process_recorder_class(self) -> Any:
         return dateline_classes(self.kind).process
+
+
+# SQLite ------------------------------------------------------------------------------
+
+
+class TestSQLiteApplicationRecorder(WithDatelineRecorder, conformance.ApplicationRecorderTestCase):
+    """The library's optional subscription case is not added here: its SQLite
+    recorders raise NotImplementedError for subscriptions (Dateline uses none)."""
+
+    kind, role = "sqlite", "application"
+
+
+class TestSQLiteSnapshotRecorder(WithDatelineRecorder, conformance.AggregateRecorderTestCase):
+    kind, role = "sqlite", "snapshots"
+
+
+class TestSQLiteTrackingRecorder(WithDatelineRecorder, conformance.TrackingRecorderTestCase):
+    kind, role = "sqlite", "tracking"
+
+
+class TestSQLiteNonInterleavingNotificationIDs(
+    WithDatelineRecorder,
+    conformance.NonInterleavingNotificationIDsBaseCase,
+):
+    kind, role = "sqlite", "application"
+
+
+class TestSQLiteProcessRecorder(WithDatelineRecorder, conformance.ProcessRecorderTestCase):
+    """Dateline runs no process application, but its migrations make the events and
+    tracking tables the library's process recorder writes in one transaction."""
+
+    kind, role = "sqlite", "process"
+
+
+class SQLiteTrackingSubclass(dateline_classes("sqlite").tracking):  # type: ignore[misc]
+    pass
+
+
+class TestSQLiteInfrastructureFactory(
+    ExpectDatelineClasses, conformance.InfrastructureFactoryTestCase
+):
+    kind = "sqlite"
+    tracking_subclass = SQLiteTrackingSubclass
 
 
 # PostgreSQL --------------------------------------------------------------------------
 
 
 class TestPostgresApplicationRecorder(
-    WithDatelineRecorder, SmallConcurrencyCases, conformance.ApplicationRecorderTestCase
+    WithDatelineRecorder, conformance.ApplicationRecorderTestCase
 ):
     kind, role = "postgresql", "application"
 
@@ -305,11 +249,16 @@ class TestPostgresTrackingRecorder(WithDatelineRecorder, conformance.TrackingRec
 
 class TestPostgresNonInterleavingNotificationIDs(
     WithDatelineRecorder,
-    SmallNonInterleavingCase,
     conformance.NonInterleavingNotificationIDsBaseCase,
 ):
     kind, role = "postgresql", "application"
-    insert_num = NON_INTERLEAVING_EVENTS
+
+
+class TestPostgresProcessRecorder(WithDatelineRecorder, conformance.ProcessRecorderTestCase):
+    """Dateline runs no process application, but its migrations make the events and
+    tracking tables the library's process recorder writes in one transaction."""
+
+    kind, role = "postgresql", "process"
 
 
 class PostgresTrackingSubclass(dateline_classes("postgresql").tracking):  # type: ignore[misc]
@@ -317,25 +266,7 @@ class PostgresTrackingSubclass(dateline_classes("postgresql").tracking):  # type
 
 
 class TestPostgresInfrastructureFactory(
-    OnDatelineStore, conformance.InfrastructureFactoryTestCase
+    ExpectDatelineClasses, conformance.InfrastructureFactoryTestCase
 ):
     kind = "postgresql"
-
-    def expected_factory_class(self) -> Any:
-        return dateline_classes(self.kind).factory
-
-    def expected_aggregate_recorder_class(self) -> Any:
-        return dateline_classes(self.kind).snapshots
-
-    def expected_application_recorder_class(self) -> Any:
-        return dateline_classes(self.kind).application
-
-    def expected_tracking_recorder_class(self) -> Any:
-        return dateline_classes(self.kind).tracking
-
-    def tracking_recorder_subclass(self) -> Any:
-        return PostgresTrackingSubclass
-
-    def expected_process_recorder_class(self) -> Any:
-        return dateline_classes(self.kind).process
-
+    tracking_subclass = PostgresTrackingSubclass
