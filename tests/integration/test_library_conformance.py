@@ -9,8 +9,13 @@ APPLICATION_RECORDER_TOPIC, CREATE_TABLE=false), on the tables Dateline's alembi
 migrations make: a fresh SQLite file, or a fresh PostgreSQL schema dropped after
 each test. The library never creates a table here, and every test checks that.
 
+The application-recorder cases run twice: as the library wrote them, and with
+every append carrying event-index rows as the application's appends do (then
+each test also checks one index row per recorded event).
+
 Which classes are expected lives in one place, `dateline_classes()`: if the
-recorders are renamed or the factory changes, only that function changes.
+recorders are renamed or the factory changes, only that function changes; the
+shape of an index row lives in `index_rows()`.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from __future__ import annotations
 import sqlite3
 import tempfile
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,6 +36,7 @@ from eventsourcing.persistence import (
     ApplicationRecorder,
     InfrastructureFactory,
     ProcessRecorder,
+    StoredEvent,
     TrackingRecorder,
 )
 from eventsourcing.postgres import (
@@ -44,10 +52,17 @@ from eventsourcing.sqlite import (
     SQLiteTrackingRecorder,
 )
 from eventsourcing.utils import Environment
+from psycopg.sql import SQL, Identifier
 
 from infrastructure import migrations
 from infrastructure.application import Dateline, library_env
-from infrastructure.recorders import PostgresIndexedRecorder, SQLiteIndexedRecorder
+from infrastructure.recorders import (
+    INDEX_KWARG,
+    INDEX_TABLE,
+    IndexRow,
+    PostgresIndexedRecorder,
+    SQLiteIndexedRecorder,
+)
 from infrastructure.settings import Settings, StoreConfig
 from tests.conftest import POSTGRES_URL, drop_schema, require_postgres
 
@@ -100,6 +115,46 @@ def build_recorder(factory: InfrastructureFactory[Any], kind: str, role: str) ->
         recorder, expected = factory.process_recorder(), classes.process
     assert type(recorder) is expected, f"{role} recorder is {type(recorder)}, not {expected}"
     return recorder
+
+
+def index_rows(stored_events: Sequence[StoredEvent]) -> list[IndexRow]:
+    """The event-index rows the application passes with an append (one per event)."""
+    return [
+        IndexRow(
+            city_id=uuid.UUID(str(event.originator_id)),
+            version=event.originator_version,
+            slug=f"city-{event.originator_id}",
+            event_type=event.topic,
+            recorded_at=datetime.now(UTC),
+            occurred_on=None,
+            report_id=None,
+        )
+        for event in stored_events
+    ]
+
+
+def with_index_rows(recorder: Any) -> Any:
+    """The recorder, its appends carrying index rows as the application's do, so
+    the library's cases also run through the index insert in the append's
+    transaction."""
+    insert_events = recorder.insert_events
+
+    def insert_with_index(stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
+        kwargs.setdefault(INDEX_KWARG, index_rows(stored_events))
+        return insert_events(stored_events, **kwargs)
+
+    recorder.insert_events = insert_with_index
+    return recorder
+
+
+def row_count(store: StoreConfig, table: str) -> int:
+    if store.kind == "sqlite":
+        with sqlite3.connect(str(store.sqlite_path)) as conn:
+            return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+    query = SQL("SELECT COUNT(*) FROM {}.{}").format(Identifier(store.schema), Identifier(table))
+    with psycopg.connect(POSTGRES_URL) as conn:
+        row = conn.execute(query).fetchone()
+    return 0 if row is None else int(row[0])
 
 
 def tables(store: StoreConfig) -> set[str]:
@@ -158,6 +213,22 @@ class WithDatelineRecorder(OnDatelineStore):
         return build_recorder(self.factory, self.kind, self.role)
 
 
+class WithIndexRows(WithDatelineRecorder):
+    """Every append carries index rows; after the case, the index holds exactly
+    one row per recorded event (a refused append left neither behind)."""
+
+    def create_recorder(self) -> Any:
+        self.recorder = with_index_rows(super().create_recorder())
+        return self.recorder
+
+    def tearDown(self) -> None:
+        super().tearDown()
+        events = row_count(self.store, self.recorder.events_table_name)
+        indexed = row_count(self.store, INDEX_TABLE)
+        assert events > 0
+        assert indexed == events, f"{indexed} index rows for {events} events"
+
+
 class ExpectDatelineClasses(OnDatelineStore):
     """The classes the library's factory case expects from the application's env."""
 
@@ -214,6 +285,18 @@ class TestSQLiteProcessRecorder(WithDatelineRecorder, conformance.ProcessRecorde
     kind, role = "sqlite", "process"
 
 
+class TestSQLiteApplicationRecorderWithIndexRows(
+    WithIndexRows, conformance.ApplicationRecorderTestCase
+):
+    kind, role = "sqlite", "application"
+
+
+class TestSQLiteNonInterleavingWithIndexRows(
+    WithIndexRows, conformance.NonInterleavingNotificationIDsBaseCase
+):
+    kind, role = "sqlite", "application"
+
+
 class SQLiteTrackingSubclass(dateline_classes("sqlite").tracking):  # type: ignore[misc]
     pass
 
@@ -259,6 +342,18 @@ class TestPostgresProcessRecorder(WithDatelineRecorder, conformance.ProcessRecor
     tracking tables the library's process recorder writes in one transaction."""
 
     kind, role = "postgresql", "process"
+
+
+class TestPostgresApplicationRecorderWithIndexRows(
+    WithIndexRows, conformance.ApplicationRecorderTestCase
+):
+    kind, role = "postgresql", "application"
+
+
+class TestPostgresNonInterleavingWithIndexRows(
+    WithIndexRows, conformance.NonInterleavingNotificationIDsBaseCase
+):
+    kind, role = "postgresql", "application"
 
 
 class PostgresTrackingSubclass(dateline_classes("postgresql").tracking):  # type: ignore[misc]
