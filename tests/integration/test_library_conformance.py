@@ -40,14 +40,11 @@ from eventsourcing.persistence import (
     TrackingRecorder,
 )
 from eventsourcing.postgres import (
-    PostgresAggregateRecorder,
-    PostgresFactory,
     PostgresProcessRecorder,
     PostgresTrackingRecorder,
 )
 from eventsourcing.sqlite import (
     SQLiteAggregateRecorder,
-    SQLiteFactory,
     SQLiteProcessRecorder,
     SQLiteTrackingRecorder,
 )
@@ -59,8 +56,11 @@ from infrastructure.application import Dateline, library_env
 from infrastructure.recorders import (
     INDEX_KWARG,
     INDEX_TABLE,
+    DatelinePostgresFactory,
+    DatelineSQLiteFactory,
     IndexRow,
     PostgresIndexedRecorder,
+    PostgresSnapshotRecorder,
     SQLiteIndexedRecorder,
 )
 from infrastructure.settings import Settings, StoreConfig
@@ -81,16 +81,16 @@ def dateline_classes(kind: str) -> RecorderClasses:
     place to change when the recorders or the factory are renamed)."""
     if kind == "sqlite":
         return RecorderClasses(
-            factory=SQLiteFactory,
+            factory=DatelineSQLiteFactory,
             application=SQLiteIndexedRecorder,
             snapshots=SQLiteAggregateRecorder,
             tracking=SQLiteTrackingRecorder,
             process=SQLiteProcessRecorder,
         )
     return RecorderClasses(
-        factory=PostgresFactory,
+        factory=DatelinePostgresFactory,
         application=PostgresIndexedRecorder,
-        snapshots=PostgresAggregateRecorder,
+        snapshots=PostgresSnapshotRecorder,
         tracking=PostgresTrackingRecorder,
         process=PostgresProcessRecorder,
     )
