@@ -14,12 +14,12 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime
-from datetime import time as dtime
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
+from api import instants
 from api.presenters import event_dict, interval_dict, status_dict
 from domain.control import EventType, Source
 from domain.errors import CityNotFound, DomainError
@@ -49,18 +49,11 @@ def parse_day(text: str) -> date:
 
 
 def parse_instant(text: str) -> datetime:
-    """ISO 8601 with a time zone; a bare date means the end of that day, UTC."""
+    """ISO 8601 with a time zone, or a bare date: the end of that day, UTC (`api.instants`)."""
     try:
-        if len(text) == 10:
-            return datetime.combine(date.fromisoformat(text), dtime.max, tzinfo=UTC)
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an ISO 8601 instant (e.g. 2021-08-08T12:00:00+00:00)"
-        ) from None
-    if moment.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} has no time zone; add Z or +HH:MM")
-    return moment
+        return instants.parse_instant(text)
+    except ValueError as bad:
+        raise argparse.ArgumentTypeError(str(bad)) from None
 
 
 def parse_event_type(text: str) -> EventType:
