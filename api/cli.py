@@ -11,6 +11,8 @@ import argparse
 import difflib
 import getpass
 import json
+import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -64,16 +66,28 @@ def parse_event_type(text: str) -> EventType:
     raise argparse.ArgumentTypeError(f"{text!r} is not an event type ({choices})")
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, unless it has none or its help already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dateline",
+        formatter_class=HelpFormatter,
         description="Who controls a city, since when, who says so - as of any date, "
         "as known at any moment.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help_text: str, *, json_output: bool = True) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub = commands.add_parser(
+            name, help=help_text, description=help_text, formatter_class=HelpFormatter
+        )
         if json_output:
             sub.add_argument("--json", action="store_true", help="print JSON")
         return sub
@@ -97,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--known-at",
         type=parse_instant,
         metavar="INSTANT",
-        help="only what was recorded by then (default: now)",
+        help="only what was recorded by then, ISO 8601 with a time zone; a bare date "
+        "means the end of that day, UTC (default: now)",
     )
 
     for name, help_text in (
@@ -106,7 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         sub = command(name, help_text)
         sub.add_argument("city")
-        sub.add_argument("--known-at", type=parse_instant, metavar="INSTANT")
+        sub.add_argument(
+            "--known-at",
+            type=parse_instant,
+            metavar="INSTANT",
+            help="only what was recorded by then (default: now)",
+        )
 
     report = command("report", "append a Contested, Captured or Retaken event")
     report.add_argument("city")
@@ -118,9 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--actor", required=True, help="who contested, captured or retook it")
     report.add_argument("--source", required=True, help="who says so (e.g. Reuters)")
-    report.add_argument("--url")
-    report.add_argument("--quote")
-    report.add_argument("--note")
+    report.add_argument("--url", help="where the source says it")
+    report.add_argument("--quote", help="the source's words")
+    report.add_argument("--note", help="the desk's note")
     report.add_argument("--report-id", help="a repeat with the same id writes nothing")
     report.add_argument(
         "--reporter",
@@ -131,19 +151,21 @@ def build_parser() -> argparse.ArgumentParser:
     retract = command("retract", "withdraw an event, with the reason")
     retract.add_argument("city")
     retract.add_argument("event_id", help="e.g. kunduz-4 (see `dateline history`)")
-    retract.add_argument("--reason", required=True)
+    retract.add_argument("--reason", required=True, help="why it is withdrawn")
     retract.add_argument(
         "--editor",
         default=f"cli:{getpass.getuser()}",
         help="recorded as retracted_by (default: cli:<login>)",
     )
     serve = command("serve", "run the HTTP API (uvicorn)", json_output=False)
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", default="127.0.0.1", help="the address to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="the port to listen on")
     serve.add_argument("--seed", action="store_true", help="load the seeds before serving")
 
     def action(group: argparse._SubParsersAction[Any], name: str, help_text: str) -> Any:
-        sub = group.add_parser(name, help=help_text, description=help_text)
+        sub = group.add_parser(
+            name, help=help_text, description=help_text, formatter_class=HelpFormatter
+        )
         sub.add_argument("--json", action="store_true", help="print JSON")
         return sub
 
@@ -152,8 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     token_actions = tokens.add_subparsers(dest="tokens_command", required=True, metavar="ACTION")
     create = action(token_actions, "create", "create a token and print it once")
-    create.add_argument("--name", required=True)
-    create.add_argument("--role", required=True, choices=("reader", "reporter", "editor", "admin"))
+    create.add_argument("--name", required=True, help="recorded as reported_by on its writes")
+    create.add_argument(
+        "--role",
+        required=True,
+        choices=("reader", "reporter", "editor", "admin"),
+        help="what it may do",
+    )
     action(token_actions, "list", "list tokens (never their secrets)")
     action(token_actions, "revoke", "revoke a token by name").add_argument("name")
 
@@ -356,6 +383,9 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
     runner = Runner(args, out)
     try:
         runner.run()
+        sys.stdout.flush()  # here, where a closed pipe can still be handled
+    except BrokenPipeError:
+        return closed_pipe()
     except CityNotFound as missing:
         hint = ""
         try:
@@ -381,6 +411,18 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
         if runner._app is not None:
             runner._app.close()
     return 0
+
+
+def closed_pipe() -> int:
+    """The reader went away (`dateline cities --json | head -1`): stop quietly.
+
+    Whatever is still buffered for stdout goes to /dev/null, so the interpreter's
+    final flush cannot print a traceback either; the status is the shell's for a
+    process ended by SIGPIPE."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE
 
 
 def fail(message: str) -> int:
