@@ -258,6 +258,9 @@ class Runner:
             self._app = Dateline(Settings())
         return self._app
 
+    def warn(self, message: str) -> None:
+        print(f"dateline: {message}", file=sys.stderr, flush=True)
+
     def emit(self, data: Any, text: str) -> None:
         self.out(json.dumps(data, indent=2, ensure_ascii=False) if self.args.json else text)
 
@@ -265,7 +268,9 @@ class Runner:
         return self.app.city(slug).name
 
     def migrate(self) -> None:
-        store = Settings().store()
+        settings = Settings()
+        store = settings.store()
+        migrations.wait_until_reachable(store, settings.migrate_retry_seconds, report=self.warn)
         migrations.upgrade(store)
         self.out(f"{store.describe()}: at migration {migrations.current_revision(store)}")
 
@@ -402,6 +407,7 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
         NotYetVisible,
         ConfigurationError,
         UsageError,
+        migrations.StoreUnreachable,
     ) as error:
         return fail(str(error))
     except ValidationError as error:
