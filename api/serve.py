@@ -17,6 +17,7 @@ import uvicorn
 
 from api.app import create_app
 from api.auth import ApiSettings
+from api.observability import configure_logging
 from infrastructure.application import Dateline
 from infrastructure.settings import Settings
 
@@ -58,10 +59,12 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> None:
     out(f"Dateline API on {url}  (docs: {url}/docs)")
     out(f"store: {store}: {cities} cities, {events} events; reads {reads}")
     out(f"to write, get a token: {command_name()} tokens create --name you --role reporter")
+    configure_logging()
     uvicorn.run(
         create_app(settings, api_settings=api_settings),
         host=args.host,
         port=args.port,
-        log_level="info",
+        log_config=None,  # configure_logging's handler, for uvicorn's lines too
+        access_log=False,  # api.observability logs each request, with its id
         timeout_graceful_shutdown=10,
     )
