@@ -176,6 +176,11 @@ def build_parser() -> argparse.ArgumentParser:
     create = action(token_actions, "create", "create a token and print it once")
     create.add_argument("--name", required=True, help="recorded as reported_by on its writes")
     create.add_argument(
+        "--quiet",
+        action="store_true",
+        help="print the token alone, e.g. export TOKEN=$(dateline tokens create ... --quiet)",
+    )
+    create.add_argument(
         "--role",
         required=True,
         choices=("reader", "reporter", "editor", "admin"),
