@@ -19,6 +19,7 @@ from pydantic.json_schema import models_json_schema
 
 from api.auth import ApiSettings
 from api.errors import MAX_BODY_BYTES, BodySizeLimit, install_error_handlers
+from api.observability import install_observability
 from api.queries import make_queries
 from api.routers import changes, cities, events, health, status
 from api.schemas import StatusFeatureCollection
@@ -90,6 +91,7 @@ def create_app(
     )
     install_error_handlers(api)
     api.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    install_observability(api)  # after BodySizeLimit: its middleware wrap the rest
     for module in (health, cities, events, status, changes):
         api.include_router(module.router)
 

@@ -11,15 +11,17 @@ import argparse
 import difflib
 import getpass
 import json
+import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime
-from datetime import time as dtime
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
+from api import instants
 from api.presenters import event_dict, interval_dict, status_dict
 from domain.control import EventType, Source
 from domain.errors import CityNotFound, DomainError
@@ -48,18 +50,11 @@ def parse_day(text: str) -> date:
 
 
 def parse_instant(text: str) -> datetime:
-    """ISO 8601 with a time zone; a bare date means the end of that day, UTC."""
+    """ISO 8601 with a time zone, or a bare date: the end of that day, UTC (`api.instants`)."""
     try:
-        if len(text) == 10:
-            return datetime.combine(date.fromisoformat(text), dtime.max, tzinfo=UTC)
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an ISO 8601 instant (e.g. 2021-08-08T12:00:00+00:00)"
-        ) from None
-    if moment.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} has no time zone; add Z or +HH:MM")
-    return moment
+        return instants.parse_instant(text)
+    except ValueError as bad:
+        raise argparse.ArgumentTypeError(str(bad)) from None
 
 
 def parse_event_type(text: str) -> EventType:
@@ -70,16 +65,28 @@ def parse_event_type(text: str) -> EventType:
     raise argparse.ArgumentTypeError(f"{text!r} is not an event type ({choices})")
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, unless it has none or its help already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dateline",
+        formatter_class=HelpFormatter,
         description="Who controls a city, since when, who says so - as of any date, "
         "as known at any moment.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help_text: str, *, json_output: bool = True) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub = commands.add_parser(
+            name, help=help_text, description=help_text, formatter_class=HelpFormatter
+        )
         if json_output:
             sub.add_argument("--json", action="store_true", help="print JSON")
         return sub
@@ -103,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--known-at",
         type=parse_instant,
         metavar="INSTANT",
-        help="only what was recorded by then (default: now)",
+        help="only what was recorded by then, ISO 8601 with a time zone; a bare date "
+        "means the end of that day, UTC (default: now)",
     )
 
     for name, help_text in (
@@ -112,7 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         sub = command(name, help_text)
         sub.add_argument("city")
-        sub.add_argument("--known-at", type=parse_instant, metavar="INSTANT")
+        sub.add_argument(
+            "--known-at",
+            type=parse_instant,
+            metavar="INSTANT",
+            help="only what was recorded by then (default: now)",
+        )
 
     report = command("report", "append a Contested, Captured or Retaken event")
     report.add_argument("city")
@@ -124,9 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--actor", required=True, help="who contested, captured or retook it")
     report.add_argument("--source", required=True, help="who says so (e.g. Reuters)")
-    report.add_argument("--url")
-    report.add_argument("--quote")
-    report.add_argument("--note")
+    report.add_argument("--url", help="where the source says it")
+    report.add_argument("--quote", help="the source's words")
+    report.add_argument("--note", help="the desk's note")
     report.add_argument("--report-id", help="a repeat with the same id writes nothing")
     report.add_argument(
         "--reporter",
@@ -137,19 +150,21 @@ def build_parser() -> argparse.ArgumentParser:
     retract = command("retract", "withdraw an event, with the reason")
     retract.add_argument("city")
     retract.add_argument("event_id", help="e.g. kunduz-4 (see `dateline history`)")
-    retract.add_argument("--reason", required=True)
+    retract.add_argument("--reason", required=True, help="why it is withdrawn")
     retract.add_argument(
         "--editor",
         default=f"cli:{getpass.getuser()}",
         help="recorded as retracted_by (default: cli:<login>)",
     )
     serve = command("serve", "run the HTTP API (uvicorn)", json_output=False)
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", default="127.0.0.1", help="the address to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="the port to listen on")
     serve.add_argument("--seed", action="store_true", help="load the seeds before serving")
 
     def action(group: argparse._SubParsersAction[Any], name: str, help_text: str) -> Any:
-        sub = group.add_parser(name, help=help_text, description=help_text)
+        sub = group.add_parser(
+            name, help=help_text, description=help_text, formatter_class=HelpFormatter
+        )
         sub.add_argument("--json", action="store_true", help="print JSON")
         return sub
 
@@ -158,8 +173,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     token_actions = tokens.add_subparsers(dest="tokens_command", required=True, metavar="ACTION")
     create = action(token_actions, "create", "create a token and print it once")
-    create.add_argument("--name", required=True)
-    create.add_argument("--role", required=True, choices=("reader", "reporter", "editor", "admin"))
+    create.add_argument("--name", required=True, help="recorded as reported_by on its writes")
+    create.add_argument(
+        "--quiet",
+        action="store_true",
+        help="print the token alone, e.g. export TOKEN=$(dateline tokens create ... --quiet)",
+    )
+    create.add_argument(
+        "--role",
+        required=True,
+        choices=("reader", "reporter", "editor", "admin"),
+        help="what it may do",
+    )
     action(token_actions, "list", "list tokens (never their secrets)")
     action(token_actions, "revoke", "revoke a token by name").add_argument("name")
 
@@ -237,6 +262,9 @@ class Runner:
             self._app = Dateline(Settings())
         return self._app
 
+    def warn(self, message: str) -> None:
+        print(f"dateline: {message}", file=sys.stderr, flush=True)
+
     def emit(self, data: Any, text: str) -> None:
         self.out(json.dumps(data, indent=2, ensure_ascii=False) if self.args.json else text)
 
@@ -244,7 +272,9 @@ class Runner:
         return self.app.city(slug).name
 
     def migrate(self) -> None:
-        store = Settings().store()
+        settings = Settings()
+        store = settings.store()
+        migrations.wait_until_reachable(store, settings.migrate_retry_seconds, report=self.warn)
         migrations.upgrade(store)
         self.out(f"{store.describe()}: at migration {migrations.current_revision(store)}")
 
@@ -362,6 +392,9 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
     runner = Runner(args, out)
     try:
         runner.run()
+        sys.stdout.flush()  # here, where a closed pipe can still be handled
+    except BrokenPipeError:
+        return closed_pipe()
     except CityNotFound as missing:
         hint = ""
         try:
@@ -377,6 +410,7 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
         StoreUnavailable,
         ConfigurationError,
         UsageError,
+        migrations.StoreUnreachable,
     ) as error:
         return fail(str(error))
     except ValidationError as error:
@@ -386,6 +420,18 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
         if runner._app is not None:
             runner._app.close()
     return 0
+
+
+def closed_pipe() -> int:
+    """The reader went away (`dateline cities --json | head -1`): stop quietly.
+
+    Whatever is still buffered for stdout goes to /dev/null, so the interpreter's
+    final flush cannot print a traceback either; the status is the shell's for a
+    process ended by SIGPIPE."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE
 
 
 def fail(message: str) -> int:

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
+from api import instants
 from domain.control import EventType, Status
 
 DAY_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -35,30 +36,14 @@ def parse_day(value: Any) -> Any:
 
 
 def parse_instant(value: Any) -> Any:
-    """ISO 8601 with a time zone. A '+' that a query string turned into a space
-    is put back, so `known_at=2021-08-08T12:00:00+00:00` works unencoded."""
+    """An instant as `api.instants` defines it (a bare date is the end of that day, UTC)."""
     if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, str):
-        text = value.strip()
-        if " " in text and "T" in text:
-            text = text.replace(" ", "+")
-        try:
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-        except ValueError:
-            raise ValueError(
-                f"{value!r} is not an ISO 8601 instant (e.g. 2021-08-08T12:00:00Z)"
-            ) from None
-        if len(text) == 10:
-            raise ValueError(f"{value!r} is a date, not an instant: add a time and a time zone")
-    else:
-        raise ValueError(f"{value!r} is not an ISO 8601 instant (e.g. 2021-08-08T12:00:00Z)")
-    if moment.tzinfo is None:
-        raise ValueError(f"{value!r} has no time zone: add Z or +HH:MM")
-    try:
-        return moment.astimezone(UTC)
-    except OverflowError:
-        raise ValueError(f"{value!r} is out of range in UTC") from None
+        if value.tzinfo is None:
+            raise ValueError(f"{value!r} has no time zone: add Z or +HH:MM")
+        return value.astimezone(UTC)
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not an ISO 8601 instant (e.g. {instants.EXAMPLE})")
+    return instants.parse_instant(value)
 
 
 def printable(value: str) -> str:

@@ -8,14 +8,30 @@ closed, and the server's lifespan opens its own.
 from __future__ import annotations
 
 import argparse
+import shutil
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import uvicorn
 
 from api.app import create_app
 from api.auth import ApiSettings
+from api.observability import configure_logging
 from infrastructure.application import Dateline
 from infrastructure.settings import Settings
+
+
+def command_name() -> str:
+    """How this shell reaches the `dateline` command: `dateline` if it is on the PATH,
+    else the path it was started by (`.venv/bin/dateline` under `make run`)."""
+    started = Path(sys.argv[0])
+    if started.name != "dateline":
+        return "dateline"  # e.g. python -m api.cli
+    on_path = shutil.which("dateline")
+    if on_path is not None and Path(on_path).resolve() == started.resolve():
+        return "dateline"
+    return str(started)
 
 
 def run(args: argparse.Namespace, out: Callable[[str], None]) -> None:
@@ -42,11 +58,13 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> None:
     reads = "public" if api_settings.public_reads else "need a token (DATELINE_PUBLIC_READS=false)"
     out(f"Dateline API on {url}  (docs: {url}/docs)")
     out(f"store: {store}: {cities} cities, {events} events; reads {reads}")
-    out("to write, get a token: dateline tokens create --name you --role reporter")
+    out(f"to write, get a token: {command_name()} tokens create --name you --role reporter")
+    configure_logging()
     uvicorn.run(
         create_app(settings, api_settings=api_settings),
         host=args.host,
         port=args.port,
-        log_level="info",
+        log_config=None,  # configure_logging's handler, for uvicorn's lines too
+        access_log=False,  # api.observability logs each request, with its id
         timeout_graceful_shutdown=10,
     )

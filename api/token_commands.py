@@ -30,7 +30,9 @@ def run(args: argparse.Namespace, app: Dateline, emit: Emit) -> None:
             created = tokens.create(args.name, args.role)
             emit(
                 {**info_dict(created.info), "token": created.secret},
-                f"token {created.info.name!r} ({created.info.role.value}):\n\n"
+                created.secret
+                if args.quiet
+                else f"token {created.info.name!r} ({created.info.role.value}):\n\n"
                 f"    {created.secret}\n\n"
                 "Store it now: it is not shown again (only its hash is kept).\n"
                 f"Use it as: Authorization: Bearer {created.secret}",

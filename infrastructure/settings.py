@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     append_attempts: int = Field(default=10, ge=1)
     # Seconds an append waits for the PostgreSQL table lock before failing.
     postgres_lock_timeout: int = Field(default=5, ge=0)
+    # Seconds `dateline migrate` keeps retrying its first connection (a database
+    # still starting beside it) before it gives up.
+    migrate_retry_seconds: float = Field(default=60, ge=0)
     postgres_pool_size: int = Field(default=5, ge=1)
     postgres_max_overflow: int = Field(default=10, ge=0)
     # Seconds a request waits for a PostgreSQL connection (and to connect):

@@ -57,8 +57,8 @@ AsOf = Annotated[
 KnownAt = Annotated[
     Instant | None,
     Query(
-        description="only what was recorded by this instant, ISO 8601 with a time zone "
-        "(default: now)",
+        description="only what was recorded by this instant, ISO 8601 with a time zone; "
+        "a bare date YYYY-MM-DD means the end of that day, UTC (default: now)",
         openapi_examples=example("2021-09-01T12:00:00Z", "the record on 1 September 2021"),
     ),
 ]

@@ -196,7 +196,7 @@ def test_unknown_city_is_404(seeded: Api, path: str) -> None:
         ({"as_of": "28/09/2015"}, "as_of", "YYYY-MM-DD"),
         ({"as_of": "2015-02-30"}, "as_of", "not a calendar date"),
         ({"known_at": "2021-08-08T12:00:00"}, "known_at", "no time zone"),
-        ({"known_at": "2021-08-08"}, "known_at", "not an instant"),
+        ({"known_at": "2021-08-32"}, "known_at", "not a calendar date"),
         ({"known_at": "yesterday"}, "known_at", "ISO 8601"),
     ],
 )
