@@ -265,7 +265,7 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.strip().isdigit() and int(declared) > self.max_bytes:
+        if declared is not None and _too_large(declared, self.max_bytes):
             await self._too_large(scope, receive, send)
             return
         chunks: list[bytes] = []
@@ -301,3 +301,11 @@ class BodySizeLimit:
             headers={"Connection": "close"},
         )
         await response(scope, receive, send)
+
+
+def _too_large(declared: bytes, max_bytes: int) -> bool:
+    """A Content-Length over the limit; an absurdly long number is over it too."""
+    value = declared.strip()
+    if not value.isdigit():  # bytes: ASCII digits only
+        return False
+    return len(value) > 18 or int(value) > max_bytes

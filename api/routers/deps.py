@@ -89,10 +89,13 @@ def expected_version(if_match: str | None) -> int | None:
     if if_match is None or if_match.strip() == "*":
         return None
     tag = if_match.strip()
-    if len(tag) >= 3 and tag[0] == tag[-1] == '"' and tag[1:-1].isdigit():
-        return int(tag[1:-1])
+    # A version has at most 18 digits; a longer number is refused, not parsed.
+    digits = tag[1:-1]
+    if 3 <= len(tag) <= 20 and tag[0] == tag[-1] == '"' and digits.isascii() and digits.isdigit():
+        return int(digits)
+    shown = if_match if len(if_match) <= 40 else if_match[:40] + "..."
     raise ApiError(
         400,
-        f"If-Match {if_match!r} is not a city version: send the ETag of your last read, "
+        f"If-Match {shown!r} is not a city version: send the ETag of your last read, "
         'e.g. If-Match: "7"',
     )
