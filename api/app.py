@@ -70,7 +70,11 @@ def create_app(
             return Dateline(settings or Settings(), clock=clock or utc_now, migrate=migrate)
 
         dateline = await run_in_threadpool(open_store)
-        tokens = TokenStore(dateline.store, dateline.clock)
+        tokens = TokenStore(
+            dateline.store,
+            dateline.clock,
+            connect_timeout=dateline.settings.postgres_connect_timeout,
+        )
         api.state.dateline = dateline
         api.state.tokens = tokens
         api.state.queries = make_queries(dateline)

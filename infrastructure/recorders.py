@@ -37,6 +37,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLite
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
+from psycopg_pool import PoolTimeout
 
 from infrastructure.read_model.projection import Rows
 from infrastructure.read_model.tables import (
@@ -76,7 +77,9 @@ def retry_once(method: F) -> F:
     def call(*args: Any, **kwargs: Any) -> Any:
         try:
             return once(*args, **kwargs)
-        except (persistence.InterfaceError, persistence.OperationalError):
+        except (persistence.InterfaceError, persistence.OperationalError) as error:
+            if isinstance(error.__cause__, PoolTimeout):
+                raise  # no connection within the timeout: the database is down
             time.sleep(RETRY_AFTER)
             return once(*args, **kwargs)
 

@@ -127,10 +127,15 @@ class TokenStore:
     """Create, list, revoke and verify tokens in the store's `dateline_tokens` table."""
 
     def __init__(
-        self, store: StoreConfig, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self,
+        store: StoreConfig,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        connect_timeout: float = 2.0,
     ) -> None:
         self.store = store
         self.clock = clock
+        self.connect_timeout = connect_timeout
         self._pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] | None = None
         self._pool_guard = threading.Lock()
         if store.kind == "sqlite":
@@ -257,10 +262,15 @@ class TokenStore:
                         "password": s.password,
                         "dbname": s.dbname,
                         "row_factory": tuple_row,
+                        "connect_timeout": max(1, round(self.connect_timeout)),
                     },
                     min_size=1,
                     max_size=8,
-                    timeout=10,
+                    # During an outage: a 503 within the connect timeout, and a
+                    # connection again as soon as the database is back.
+                    timeout=self.connect_timeout,
+                    reconnect_timeout=self.connect_timeout,
+                    check=ConnectionPool.check_connection,
                     open=True,
                     name="dateline-tokens",
                 )

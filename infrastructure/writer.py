@@ -186,6 +186,7 @@ class CityWriter:
                     self._evict(changed)
                     unavailable = StoreUnavailable(str(error).strip().splitlines()[0])
                     self._finish(batch, results, unavailable)
+                    self._fail_waiting(unavailable)
                     return
                 except BaseException as error:
                     self._evict(changed)
@@ -200,6 +201,20 @@ class CityWriter:
         for command in batch:
             self._cities.pop(command.city_id, None)
         self._finish(batch, [ConcurrencyConflict(c.slug, self.attempts) for c in batch], None)
+
+    def _fail_waiting(self, unavailable: StoreUnavailable) -> None:
+        """The commands that queued while the store did not answer waited that
+        long already: answer them now rather than after an attempt of their own."""
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, Command):
+                item.finish(unavailable)
+            else:
+                self._queue.put(item)  # a stop or forget request: keep it
+                return
 
     def _decide(self, command: Command, changed: dict[UUID, City]) -> Decision | BaseException:
         try:
