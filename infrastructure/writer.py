@@ -106,6 +106,7 @@ class CityWriter:
         self._thread.start()
         self.batches = 0  # committed transactions, for tests and metrics
         self.commands = 0
+        self.largest_batch = 0  # most events one transaction committed
 
     def submit(self, slug: str, city_id: UUID, decide: Decide) -> Decision:
         command = Command(slug, city_id, decide)
@@ -195,6 +196,8 @@ class CityWriter:
                 for cid, city in changed.items():
                     self._remember(cid, city)
                 self.batches += 1
+                written = sum(isinstance(r, Decision) and r.outcome.created for r in results)
+                self.largest_batch = max(self.largest_batch, written)
             self.commands += len(batch)
             self._finish(batch, results, None)
             return

@@ -170,7 +170,7 @@ def test_concurrent_commands_are_some_serial_order(
 
     try:
         check()
-        # Commands really were grouped: fewer transactions than commands.
-        assert app.writer.batches < app.writer.commands
+        # Commands really were grouped: some transaction committed several.
+        assert app.writer.largest_batch > 1
     finally:
         app.close()
