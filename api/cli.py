@@ -193,6 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
         dest="projections_command", required=True, metavar="ACTION"
     )
     action(projection_actions, "rebuild", "drop the read model and rebuild it from the log")
+    action(
+        projection_actions,
+        "status",
+        "the read model's position, lag behind the log, and degraded cities (exit 1 if any)",
+    )
     check = action(
         projection_actions, "check", "compare the read model with the aggregate fold, every city"
     )

@@ -37,6 +37,32 @@ def run(args: argparse.Namespace, app: Dateline, emit: Emit) -> None:
             f"rebuilt the read model from {applied} events "
             f"(log position {position}) in {elapsed:.2f} s",
         )
+    elif args.projections_command == "status":
+        position, events = model.progress()
+        head = app.recorder.max_notification_id() or 0
+        degraded = [
+            {
+                "city": d.slug,
+                "event_id": d.event_id,
+                "reason": d.reason,
+                "noticed_at": d.noticed_at.isoformat(),
+            }
+            for d in model.degraded()
+        ]
+        lines = [
+            f"read model at log position {position} of {head} ({events} events, "
+            f"{max(0, head - position)} behind); "
+            + (f"{len(degraded)} degraded" if degraded else "no city degraded")
+        ]
+        if degraded:
+            lines.append(table(degraded, ("city", "event_id", "reason", "noticed_at")))
+            lines.append("repair: dateline projections rebuild")
+        emit(
+            {"position": position, "log_head": head, "events": events, "degraded": degraded},
+            "\n".join(lines),
+        )
+        if degraded:
+            raise UsageError(f"{len(degraded)} degraded: " + ", ".join(d["city"] for d in degraded))
     elif args.projections_command == "check":
         if args.samples < 1:
             raise UsageError(f"--samples must be at least 1 (got {args.samples})")

@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from api.cli import main
 from domain.control import EventType, Source, Status
 from domain.errors import CityNotFound, DomainError
 from infrastructure import recorders
@@ -301,6 +302,17 @@ def test_an_event_that_cannot_be_applied_at_start_up_is_contained(
         assert [e.id for e in restarted.history("kunduz")][-1] == "kunduz-2"
         differences, _ = restarted.check_read_model(samples=20)
         assert differences  # check runs, and sees what is wrong
+        # The command line: status names it (exit 1); history and check still run.
+        monkeypatch.setenv("DATELINE_DATABASE_URL", settings.database_url or "")
+        monkeypatch.setenv("DATELINE_POSTGRES_SCHEMA", settings.postgres_schema)
+        lines: list[str] = []
+        assert main(["projections", "status"], out=lines.append) == 1
+        assert "kunduz" in lines[-1] and "kunduz-2" in "\n".join(lines)
+        assert main(["history", "kunduz"], out=lines.append) == 0
+        assert main(["projections", "check", "--samples", "5"], out=lines.append) == 1
+        assert main(["projections", "rebuild"], out=lines.append) == 0
+        assert main(["projections", "status"], out=lines.append) == 0
+        assert "no city degraded" in lines[-1]
         restarted.projection.rebuild()
         assert restarted.read_model.degraded() == []
         assert restarted.check_read_model(samples=20)[0] == []
