@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
 
 from api.auth import Reader
+from api.exports import status_rows
 from api.presenters import status_dict
 from api.routers.deps import AppDep, AsOf, KnownAt, QueriesDep, resolve_known_at
-from api.schemas import STATUS_GEOJSON_EXAMPLE, CityStatusOut, ValidationErrorOut
+from api.schemas import (
+    STATUS_GEOJSON_EXAMPLE,
+    CityStatusOut,
+    StatusPropertiesOut,
+    ValidationErrorOut,
+)
 from infrastructure.application import StatusView
 
 router = APIRouter(tags=["status"])
@@ -19,20 +25,33 @@ GEOJSON = "application/geo+json"
 
 
 def city_status(view: StatusView) -> dict[str, Any]:
-    return {**status_dict(view), "name": view.city.name, "province": view.city.province}
+    city = view.city
+    return {
+        **status_dict(view),
+        "name": city.name,
+        "province": city.province,
+        "lat": city.lat,
+        "lon": city.lon,
+        "population": city.population,
+    }
 
 
-def feature_collection(views: list[StatusView]) -> dict[str, Any]:
+def feature_collection(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One point per city; `properties` as in the JSON answer plus the source of the
+    event that made the status (the export row, minus the columns JSON does not have)."""
+    fields = StatusPropertiesOut.model_fields
     return {
         "type": "FeatureCollection",
         "features": [
             {
                 "type": "Feature",
-                "id": v.city.slug,
-                "geometry": {"type": "Point", "coordinates": [v.city.lon, v.city.lat]},
-                "properties": CityStatusOut.model_validate(city_status(v)).model_dump(mode="json"),
+                "id": row["city"],
+                "geometry": {"type": "Point", "coordinates": [row["lon"], row["lat"]]},
+                "properties": StatusPropertiesOut.model_validate(
+                    {k: v for k, v in row.items() if k in fields}
+                ).model_dump(mode="json"),
             }
-            for v in views
+            for row in rows
         ],
     }
 
@@ -42,7 +61,9 @@ def feature_collection(views: list[StatusView]) -> dict[str, Any]:
     response_model=list[CityStatusOut],
     summary="Every city's status on a date, as known at a moment",
     description="JSON by default; `?format=geojson` or `Accept: application/geo+json` gives "
-    "a GeoJSON FeatureCollection of points ([lon, lat]) with the status in `properties`.",
+    "a GeoJSON FeatureCollection of points ([lon, lat]) with the status, the population and "
+    "the source (name and URL) of the event that made the status in `properties`. "
+    "The answer varies with `Accept` (`Vary: Accept`).",
     responses={
         200: {
             "content": {
@@ -58,6 +79,7 @@ def feature_collection(views: list[StatusView]) -> dict[str, Any]:
 def all_statuses(
     app: AppDep,
     queries: QueriesDep,
+    response: Response,
     _: Reader,
     as_of: AsOf = None,
     known_at: KnownAt = None,
@@ -67,8 +89,10 @@ def all_statuses(
     ] = None,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Any:
-    views = queries.all_statuses(as_of, resolve_known_at(app, known_at))
+    known = resolve_known_at(app, known_at)
     wants_geojson = format == "geojson" or (format is None and GEOJSON in (accept or ""))
     if wants_geojson:
-        return JSONResponse(feature_collection(views), media_type=GEOJSON)
-    return [city_status(v) for v in views]
+        collection = feature_collection(status_rows(app, queries, as_of, known))
+        return JSONResponse(collection, media_type=GEOJSON, headers={"Vary": "Accept"})
+    response.headers["Vary"] = "Accept"
+    return [city_status(v) for v in queries.all_statuses(as_of, known)]
