@@ -8,8 +8,9 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
 
 from api.auth import Reader
-from api.exports import status_rows
+from api.exports import status_row
 from api.presenters import status_dict
+from api.queries import causing_sources
 from api.routers.deps import AppDep, AsOf, KnownAt, QueriesDep, resolve_known_at
 from api.schemas import (
     STATUS_GEOJSON_EXAMPLE,
@@ -17,6 +18,7 @@ from api.schemas import (
     StatusPropertiesOut,
     ValidationErrorOut,
 )
+from domain.log import LoggedEvent
 from infrastructure.application import StatusView
 
 router = APIRouter(tags=["status"])
@@ -36,24 +38,28 @@ def city_status(view: StatusView) -> dict[str, Any]:
     }
 
 
-def feature_collection(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def feature_collection(
+    views: list[StatusView], causes: dict[str, LoggedEvent] | None = None
+) -> dict[str, Any]:
     """One point per city; `properties` as in the JSON answer plus the source of the
-    event that made the status (the export row, minus the columns JSON does not have)."""
+    event that made the status (`causes`, by event id; see `causing_sources`)."""
     fields = StatusPropertiesOut.model_fields
-    return {
-        "type": "FeatureCollection",
-        "features": [
+    found = causes or {}
+    features = []
+    for view in views:
+        row = status_row(view, found.get(view.state.event_id or ""))
+        properties = {k: v for k, v in row.items() if k in fields}
+        features.append(
             {
                 "type": "Feature",
-                "id": row["city"],
-                "geometry": {"type": "Point", "coordinates": [row["lon"], row["lat"]]},
-                "properties": StatusPropertiesOut.model_validate(
-                    {k: v for k, v in row.items() if k in fields}
-                ).model_dump(mode="json"),
+                "id": view.city.slug,
+                "geometry": {"type": "Point", "coordinates": [view.city.lon, view.city.lat]},
+                "properties": StatusPropertiesOut.model_validate(properties).model_dump(
+                    mode="json"
+                ),
             }
-            for row in rows
-        ],
-    }
+        )
+    return {"type": "FeatureCollection", "features": features}
 
 
 @router.get(
@@ -91,8 +97,9 @@ def all_statuses(
 ) -> Any:
     known = resolve_known_at(app, known_at)
     wants_geojson = format == "geojson" or (format is None and GEOJSON in (accept or ""))
+    views = queries.all_statuses(as_of, known)
     if wants_geojson:
-        collection = feature_collection(status_rows(app, queries, as_of, known))
+        collection = feature_collection(views, causing_sources(app, views))
         return JSONResponse(collection, media_type=GEOJSON, headers={"Vary": "Accept"})
     response.headers["Vary"] = "Accept"
-    return [city_status(v) for v in queries.all_statuses(as_of, known)]
+    return [city_status(v) for v in views]
