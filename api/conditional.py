@@ -12,7 +12,10 @@ a GET, holds the answer, and then:
 * adds `Cache-Control`: `immutable` for a year when the answer can never change
   (an explicit `known_at` in the past, and every date asked about in the past),
   a short `max-age` otherwise, `no-store` for /health;
-* for HEAD, sends the GET's headers and no body.
+* for HEAD, sends the GET's headers and no body;
+* gives every HTML page (the map, Swagger UI, ReDoc) a Content-Security-Policy
+  that keeps the browser on this server: nothing is fetched from elsewhere, even
+  where a bundled script asks for it (ReDoc's footer logo).
 """
 
 from __future__ import annotations
@@ -32,6 +35,11 @@ SHORT_MAX_AGE = 10  # seconds: answers about "now"
 DATE_PARAMETERS = ("as_of", "from", "to")
 # Paths whose answers come from the store (the rest: the page, docs and OpenAPI).
 DATA_PREFIXES = ("/cities", "/status", "/changes")
+SAME_ORIGIN_ONLY = (
+    "default-src 'self'; img-src 'self' data:; font-src 'self' data:; "
+    "style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; "
+    "worker-src 'self' blob:; connect-src 'self'; frame-ancestors *"
+)
 
 
 def parse_tags(header: str) -> list[str]:
@@ -111,6 +119,8 @@ class ConditionalGet:
         path: str = scope["path"]
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         is_data = path.startswith(DATA_PREFIXES)
+        if headers.get("content-type", "").startswith("text/html"):
+            headers.setdefault("Content-Security-Policy", SAME_ORIGIN_ONLY)
         if "etag" not in headers:
             if is_data and "known_at" not in query:
                 key = "|".join(
