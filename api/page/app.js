@@ -102,6 +102,16 @@ function drawBorders() {
     g.appendChild(path);
   }
 }
+function describe(c) {
+  if (c.status === "unknown") return "unknown";
+  return c.status === "contested" ? `held by ${c.controller}, contested by ${c.contested_by}` : `held by ${c.controller}`;
+}
+function markerClass(c) {
+  const cls = c.status === "contested" ? "contested" : c.status === "unknown" ? "unknown" : "";
+  return c.city === state.city ? cls + " selected" : cls;
+}
+const same = (a, b) => a.status === b.status && a.controller === b.controller && a.contested_by === b.contested_by && a.since === b.since;
+let drawn = []; // the statuses on the map and in the table now
 function drawMap() {
   const fitted = fit(statuses);
   if (!frame || fitted.key !== frame.key) {
@@ -109,22 +119,38 @@ function drawMap() {
     $("map").setAttribute("viewBox", `0 0 ${W} ${frame.h}`);
     drawBorders();
   }
-  const radius = statuses.length > 1000 ? 2 : 6;
-  const parts = [], labels = [];
-  for (const c of statuses) {
-    const cls = c.status === "contested" ? "contested" : c.status === "unknown" ? "unknown" : "";
-    const x = frame.x(c.lon).toFixed(1), y = frame.y(c.lat).toFixed(1);
-    const sel = c.city === state.city ? " selected" : "";
-    const what = c.status === "unknown" ? "unknown" : c.status === "contested" ? `held by ${c.controller}, contested by ${c.contested_by}` : `held by ${c.controller}`;
-    parts.push(`<circle data-city="${esc(c.city)}" data-status="${esc(c.status)}" data-controller="${esc(c.controller)}" class="${cls}${sel}" cx="${x}" cy="${y}" r="${radius}" fill="${colour(c.controller)}"><title>${esc(c.name)}: ${esc(what)}</title></circle>`);
-    if (statuses.length <= LABEL_LIMIT) labels.push(`<text x="${(+x + 8).toFixed(1)}" y="${(+y + 4).toFixed(1)}">${esc(c.name)}</text>`);
+  const sameCities = drawn.length === statuses.length && drawn.every((c, i) => c.city === statuses[i].city);
+  if (sameCities) {
+    // a step in time: only the cities whose status changed are touched
+    const circles = $("cities").children, rows = $("cities-table").tBodies[0].rows;
+    statuses.forEach((c, i) => {
+      if (same(c, drawn[i])) return;
+      const circle = circles[i];
+      circle.setAttribute("class", markerClass(c));
+      circle.setAttribute("fill", colour(c.controller));
+      circle.dataset.status = c.status;
+      circle.dataset.controller = c.controller || "";
+      circle.firstChild.textContent = `${c.name}: ${describe(c)}`;
+      rows[i].outerHTML = tableRow(c);
+    });
+  } else {
+    const radius = statuses.length > 1000 ? 2 : 6;
+    const parts = [], labels = [];
+    for (const c of statuses) {
+      const x = frame.x(c.lon).toFixed(1), y = frame.y(c.lat).toFixed(1);
+      parts.push(`<circle data-city="${esc(c.city)}" data-status="${esc(c.status)}" data-controller="${esc(c.controller)}" class="${markerClass(c)}" cx="${x}" cy="${y}" r="${radius}" fill="${colour(c.controller)}"><title>${esc(c.name)}: ${esc(describe(c))}</title></circle>`);
+      if (statuses.length <= LABEL_LIMIT) labels.push(`<text x="${(+x + 8).toFixed(1)}" y="${(+y + 4).toFixed(1)}">${esc(c.name)}</text>`);
+    }
+    $("cities").innerHTML = parts.join("");
+    $("labels").innerHTML = labels.join("");
+    $("cities-table").tBodies[0].innerHTML = statuses.map(tableRow).join("");
   }
-  $("cities").innerHTML = parts.join("");
-  $("labels").innerHTML = labels.join("");
+  drawn = statuses;
   const map = $("map");
   map.dataset.asOf = state.as_of;
   map.dataset.knownAt = knownAtParam();
   $("map-label").textContent = `Map of ${statuses.length} cities on ${state.as_of}: the table below lists the same`;
+  $("table-title").textContent = `Cities on ${state.as_of}` + (state.known_at ? `, as known at ${knownAtParam()}` : "");
   drawLegend();
   window.datelineTimings.drawn = performance.now();
 }
@@ -135,10 +161,8 @@ function drawLegend() {
   if (statuses.some((c) => c.status === "unknown")) items.push('<span><span class="swatch unknown"></span>unknown</span>');
   $("legend").innerHTML = items.join("");
 }
-function drawTable() {
-  const rows = statuses.map((c) => `<tr data-city="${esc(c.city)}"${c.city === state.city ? ' class="selected"' : ""}><th scope="row"><button type="button" class="city" data-city="${esc(c.city)}">${esc(c.name)}</button></th><td>${esc(c.province)}</td><td class="status">${esc(c.status)}</td><td class="controller">${esc(c.controller)}</td><td>${esc(c.contested_by)}</td><td>${esc(c.since)}</td></tr>`);
-  $("cities-table").tBodies[0].innerHTML = rows.join("");
-  $("table-title").textContent = `Cities on ${state.as_of}` + (state.known_at ? `, as known at ${knownAtParam()}` : "");
+function tableRow(c) {
+  return `<tr data-city="${esc(c.city)}"${c.city === state.city ? ' class="selected"' : ""}><th scope="row"><button type="button" class="city" data-city="${esc(c.city)}">${esc(c.name)}</button></th><td>${esc(c.province)}</td><td class="status">${esc(c.status)}</td><td class="controller">${esc(c.controller)}</td><td>${esc(c.contested_by)}</td><td>${esc(c.since)}</td></tr>`;
 }
 function summarise() {
   const counts = {};
@@ -159,7 +183,6 @@ async function load() {
   drawMap();
   window.datelineTimings.lastStep = performance.now() - started;
   summarise();
-  drawTable();
   saveUrl();
   if (state.city) await openCity(state.city, false);
 }
@@ -172,7 +195,7 @@ function intervalText(i) {
 function timelineSvg(intervals, first) {
   const start = Date.parse(first + "T00:00:00Z"), end = Date.parse(today + "T00:00:00Z") + DAY;
   const x = (day) => ((Date.parse(day + "T00:00:00Z") - start) / (end - start)) * 1000;
-  let out = `<svg id="timeline" viewBox="0 0 1000 56" role="img" aria-label="Control intervals from ${esc(first)} to today">`;
+  let out = `<svg id="timeline" viewBox="0 0 1000 70" role="img" aria-label="Control intervals from ${esc(first)} to today">`;
   out += '<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="3" height="6" fill="#000" opacity=".45"/></pattern></defs>';
   for (const i of intervals) {
     const x0 = x(i.from), x1 = i.to ? x(i.to) : 1000;
@@ -181,7 +204,7 @@ function timelineSvg(intervals, first) {
   }
   const now = x(state.as_of);
   out += `<line x1="${now}" x2="${now}" y1="0" y2="40" stroke="#000" stroke-width="2"/>`;
-  out += `<text x="0" y="52" font-size="12">${esc(first)}</text><text x="1000" y="52" font-size="12" text-anchor="end">${esc(today)}</text></svg>`;
+  out += `<text x="0" y="66" font-size="24">${esc(first)}</text><text x="1000" y="66" font-size="24" text-anchor="end">${esc(today)}</text></svg>`;
   return out;
 }
 function eventItem(e) {
@@ -301,8 +324,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("slider").addEventListener("input", (e) => { setAsOf(addDays(sliderStart, Number(e.target.value))); });
   $("play").addEventListener("click", play);
   $("next-change").addEventListener("click", () => { stopPlaying(); nextChange(); });
-  $("known-at").addEventListener("change", (e) => { state.known_at = e.target.value; load(); });
-  $("latest").addEventListener("click", () => { state.known_at = ""; $("known-at").value = ""; load(); });
+  $("known-at").addEventListener("change", (e) => { state.known_at = e.target.value; load().then(loadChanges); });
+  $("latest").addEventListener("click", () => { state.known_at = ""; $("known-at").value = ""; load().then(loadChanges); });
   $("show-changes").addEventListener("click", loadChanges);
   document.body.addEventListener("click", (e) => {
     const target = e.target.closest("[data-city]");

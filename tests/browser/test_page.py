@@ -124,10 +124,11 @@ def test_as_known_at_before_a_backdated_report_shows_the_earlier_answer(
         assert report.status_code in (200, 201), report.text
     assert datetime.fromisoformat(report.json()["recorded_at"]) > known
 
-    open_page(page, server, "?as_of=2015-09-27")
+    open_page(page, server, "?as_of=2015-09-27&from=2015-09-20&to=2015-09-27")
     wait_for_map(page, "2015-09-27")
     assert row(page, "kunduz")["status"] == "contested"  # the latest record
     assert row(page, "kunduz")["contested_by"] == "Taliban"
+    expect(page.locator("#changes-list")).to_contain_text("Wall Street Journal")
 
     page.fill("#known-at", known.strftime("%Y-%m-%dT%H:%M:%S"))
     page.wait_for_selector('svg#map[data-known-at$="Z"]', timeout=15_000)
@@ -138,6 +139,7 @@ def test_as_known_at_before_a_backdated_report_shows_the_earlier_answer(
     assert row(page, "kunduz")["contested_by"] == ""
     assert url_state(page)["known_at"] == known.strftime("%Y-%m-%dT%H:%M:%SZ")
     expect(page.locator("#summary")).to_contain_text("as known at")
+    expect(page.locator("#changes-list")).to_contain_text("No change in control")
     page.screenshot(path=screenshots / "kunduz-2015-09-27-as-known-before.png", full_page=True)
 
     page.click("#latest")
