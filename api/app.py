@@ -118,7 +118,7 @@ def create_app(
     api.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     # Outermost last: CORS, then gzip, then ETag/304/Cache-Control/HEAD.
     api.add_middleware(ConditionalGet, now=app_now, position=read_position, public=reads_are_public)
-    api.add_middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_BYTES)
+    api.add_middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_BYTES, compresslevel=6)
     api.add_middleware(
         SplitCors,
         read_origins=config.cors_read_origins(),

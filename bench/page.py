@@ -98,47 +98,63 @@ def measure(extra_cities: int, log: Path) -> dict[str, float]:
                         break
                 except httpx.TransportError:
                     time.sleep(0.1)
-            status_bytes = len(httpx.get(f"{url}/status").content)
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path="/usr/bin/chromium")
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                page.goto(f"{url}/?as_of=2021-08-07")
-                page.wait_for_selector("body[data-ready=true]", timeout=120_000)
-                drawn = page.evaluate("window.datelineTimings.drawn")
-                transferred = page.evaluate(
-                    "performance.getEntriesByType('resource').concat("
-                    "performance.getEntriesByType('navigation'))"
-                    ".reduce((n, e) => n + e.transferSize, 0)"
-                )
-                steps = []
-                for _ in range(5):
-                    before = page.get_attribute("#map", "data-as-of")
-                    clock = time.perf_counter()
-                    page.focus("#slider")
-                    page.keyboard.press("ArrowRight")
-                    page.wait_for_selector(f'svg#map:not([data-as-of="{before}"])', timeout=60_000)
-                    steps.append((time.perf_counter() - clock) * 1000)
-                browser.close()
+            figures = measure_url(url)
         finally:
             server.terminate()
             server.wait(timeout=30)
+    return {"store_build_s": built, **figures}
+
+
+def measure_url(url: str) -> dict[str, float]:
+    """Load the page of the server at `url` and take five slider steps."""
+    status_bytes = len(httpx.get(f"{url}/status").content)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium")
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/?as_of=2021-08-07")
+        page.wait_for_selector("body[data-ready=true]", timeout=120_000)
+        drawn = page.evaluate("window.datelineTimings.drawn")
+        transferred = page.evaluate(
+            "performance.getEntriesByType('resource').concat("
+            "performance.getEntriesByType('navigation'))"
+            ".reduce((n, e) => n + e.transferSize, 0)"
+        )
+        steps, fetches, draws = [], [], []
+        for _ in range(5):
+            before = page.get_attribute("#map", "data-as-of")
+            clock = time.perf_counter()
+            page.focus("#slider")
+            page.keyboard.press("ArrowRight")
+            page.wait_for_selector(f'svg#map:not([data-as-of="{before}"])', timeout=60_000)
+            steps.append((time.perf_counter() - clock) * 1000)
+            fetches.append(page.evaluate("window.datelineTimings.lastFetch"))
+            draws.append(page.evaluate("window.datelineTimings.lastDraw"))
+        browser.close()
     steps.sort()
+    fetches.sort()
+    draws.sort()
     return {
-        "cities": 32 + extra_cities,
-        "store_build_s": built,
+        "cities": float(len(httpx.get(f"{url}/status").json())),
         "status_json_bytes": status_bytes,
         "transferred_bytes": transferred,
         "load_to_drawn_map_ms": drawn,
         "slider_step_median_ms": steps[len(steps) // 2],
+        "of_which_fetch_ms": fetches[len(fetches) // 2],
+        "of_which_draw_ms": draws[len(draws) // 2],
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.page", description=__doc__)
     parser.add_argument("--cities", type=int, default=10_000, help="synthetic cities to add")
+    parser.add_argument("--url", help="measure the page of a server already running there")
     args = parser.parse_args(argv)
     raw, gzipped = page_weight()
     print(f"page files ({', '.join(PAGE_FILES)}): {raw} bytes, {gzipped} gzipped")
+    if args.url:
+        figures = measure_url(args.url)
+        print(", ".join(f"{k} {v:.0f}" for k, v in figures.items()))
+        return 0
     log = Path(tempfile.gettempdir()) / "dateline-bench-page-server.log"
     for extra in (0, args.cities):
         figures = measure(extra, log)

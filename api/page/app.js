@@ -179,9 +179,12 @@ async function load() {
   const started = performance.now();
   const { body } = await getJSON("/status" + query({ as_of: state.as_of, known_at: knownAtParam() }));
   if (mine !== request) return;
+  const fetched = performance.now();
   statuses = body;
   drawMap();
-  window.datelineTimings.lastStep = performance.now() - started;
+  const timings = window.datelineTimings;
+  timings.lastFetch = fetched - started; // the request, the server and JSON parsing
+  timings.lastDraw = performance.now() - fetched;
   summarise();
   saveUrl();
   if (state.city) await openCity(state.city, false);
