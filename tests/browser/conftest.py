@@ -22,6 +22,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Route, sync_playwright
 
+from tests.conftest import screenshot_folder
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("DATELINE_CHROMIUM", "/usr/bin/chromium")
 STARTUP_SECONDS = 60
@@ -156,29 +158,8 @@ def page(browser: Browser, guard: Guard) -> Iterator[Page]:
     assert errors == [], f"the page's script failed: {errors}"
 
 
-def screenshot_folder(factory: pytest.TempPathFactory) -> Path:
-    """DATELINE_SCREENSHOTS, or `screenshots/` in this run's pytest temporary folder
-    (the same for every xdist worker)."""
-    named = os.environ.get("DATELINE_SCREENSHOTS")
-    if named:
-        return Path(named)
-    base = factory.getbasetemp()
-    return (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "screenshots"
-
-
 @pytest.fixture(scope="session")
 def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = screenshot_folder(tmp_path_factory)
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def pytest_terminal_summary(
-    terminalreporter: pytest.TerminalReporter, config: pytest.Config
-) -> None:
-    if os.environ.get("PYTEST_XDIST_WORKER") or not hasattr(config, "_tmp_path_factory"):
-        return
-    path = screenshot_folder(config._tmp_path_factory)
-    taken = sorted(p.name for p in path.glob("*.png")) if path.exists() else []
-    if taken:
-        terminalreporter.write_line(f"page screenshots ({len(taken)}): {path}")
