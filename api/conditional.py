@@ -36,6 +36,8 @@ SHORT_MAX_AGE = 10  # seconds: answers about "now"
 DATE_PARAMETERS = ("as_of", "from", "to")
 # Paths whose answers come from the store (the rest: the page, docs and OpenAPI).
 DATA_PREFIXES = ("/cities", "/status", "/changes")
+# Answers with no ETag of their own, whose "now" tag can be checked before they are made.
+TAGGED_BY_POSITION = ("/cities", "/status", "/changes", "/status.csv", "/changes.csv")
 SAME_ORIGIN_ONLY = (
     "default-src 'self'; img-src 'self' data:; font-src 'self' data:; "
     "style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; "
@@ -106,6 +108,21 @@ class ConditionalGet:
         position = None
         if is_about_now(scope):  # a query: off the event loop
             position = await run_in_threadpool(self.position, scope)
+            if_none_match = request_header(scope, b"if-none-match")
+            if (
+                if_none_match is not None
+                and scope["path"] in TAGGED_BY_POSITION
+                and self.public(scope)
+                and matches(if_none_match, self.now_tag(scope, position))
+            ):  # nothing written since: 304 without making the answer again
+                headers = MutableHeaders()
+                headers["ETag"] = self.now_tag(scope, position)
+                headers["Cache-Control"] = f"public, max-age={SHORT_MAX_AGE}"
+                if scope["path"] == "/status":
+                    headers["Vary"] = "Accept"
+                await send({"type": "http.response.start", "status": 304, "headers": headers.raw})
+                await send({"type": "http.response.body", "body": b""})
+                return
         await self.app({**scope, "method": "GET"}, receive, hold)
         body = b"".join(chunks)
         headers = MutableHeaders(raw=list(start.get("headers", [])))
@@ -121,6 +138,20 @@ class ConditionalGet:
         await send({**start, "status": status, "headers": headers.raw})
         await send({"type": "http.response.body", "body": b"" if head else body})
 
+    def now_tag(self, scope: Scope, position: int) -> str:
+        """The weak tag of an answer about now: the URL, Accept, today, the read
+        model's position. It changes when anything is written (or the day turns)."""
+        key = "|".join(
+            (
+                str(scope["path"]),
+                scope.get("query_string", b"").decode("latin-1"),
+                request_header(scope, b"accept") or "",
+                self.now(scope).date().isoformat(),
+                str(position),
+            )
+        )
+        return f'W/"{hashlib.sha256(key.encode()).hexdigest()[:20]}"'
+
     def decorate(
         self, scope: Scope, headers: MutableHeaders, body: bytes, position: int | None
     ) -> None:
@@ -131,19 +162,9 @@ class ConditionalGet:
             headers.setdefault("Content-Security-Policy", SAME_ORIGIN_ONLY)
         if "etag" not in headers:
             if position is not None:
-                key = "|".join(
-                    (
-                        path,
-                        scope.get("query_string", b"").decode("latin-1"),
-                        request_header(scope, b"accept") or "",
-                        self.now(scope).date().isoformat(),
-                        str(position),
-                    )
-                )
-                digest = hashlib.sha256(key.encode()).hexdigest()[:20]
+                headers["ETag"] = self.now_tag(scope, position)
             else:
-                digest = hashlib.sha256(body).hexdigest()[:20]
-            headers["ETag"] = f'W/"{digest}"'
+                headers["ETag"] = f'W/"{hashlib.sha256(body).hexdigest()[:20]}"'
         if "cache-control" in headers:
             return
         if path == "/health":

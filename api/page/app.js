@@ -276,6 +276,7 @@ function setAsOf(day, { reload = true } = {}) {
   state.as_of = day;
   $("as-of").value = day;
   $("slider").value = String(dayIndex(day));
+  $("slider").setAttribute("aria-valuetext", day); // read out as the date, not a number
   if (reload) return load();
 }
 async function nextChange() {

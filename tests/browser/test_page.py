@@ -81,6 +81,7 @@ def test_the_slider_reaches_the_fall_of_the_north(
         assert (row(page, slug)["status"], row(page, slug)["controller"]) == ("held", "Taliban")
         assert marker(page, slug)["controller"] == "Taliban"
     assert page.input_value("#as-of") == "2021-08-08"
+    assert page.get_attribute("#slider", "aria-valuetext") == "2021-08-08"
     assert url_state(page)["as_of"] == "2021-08-08"
     expect(page.locator("#summary")).to_contain_text("2021-08-08")
     page.screenshot(path=screenshots / "2021-08-08.png", full_page=True)
