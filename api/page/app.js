@@ -305,8 +305,12 @@ async function play() {
 async function start() {
   window.datelineTimings = { start: performance.now() };
   const params = new URLSearchParams(location.search);
-  const { body: first } = await getJSON("/changes" + query({ from: "1900-01-01", limit: "1" }));
-  if (first.length) sliderStart = addDays(first[0].occurred_on.slice(0, 4) + "-01-01", 0);
+  // The slider starts in the year of the first change; the map does not wait for it.
+  const firstChange = getJSON("/changes" + query({ from: "1900-01-01", limit: "1" })).then(({ body }) => {
+    if (body.length) sliderStart = body[0].occurred_on.slice(0, 4) + "-01-01";
+    $("slider").max = String(dayIndex(today));
+    $("slider").value = String(dayIndex(state.as_of || today));
+  });
   state.known_at = (params.get("known_at") || "").replace(/Z$/, "").replace(/\+00:00$/, "").slice(0, 19);
   $("known-at").value = state.known_at;
   $("slider").max = String(dayIndex(today));
@@ -315,7 +319,7 @@ async function start() {
   state.to = params.get("to") || "";
   const bordersLoaded = fetch("/page/borders.geojson").then((r) => r.json()).then((b) => { borders = b; if (frame) drawBorders(); });
   await setAsOf(params.get("as_of") || today);
-  await bordersLoaded;
+  await Promise.all([bordersLoaded, firstChange]);
   if (!state.from) { state.from = addDays(state.as_of, -30); state.to = state.as_of; }
   $("changes-from").value = state.from;
   $("changes-to").value = state.to;
