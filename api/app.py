@@ -10,18 +10,25 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
+from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from pydantic.json_schema import models_json_schema
+from starlette.types import Scope
 
 from api.auth import ApiSettings
+from api.conditional import ConditionalGet
+from api.cors import SplitCors
 from api.errors import MAX_BODY_BYTES, BodySizeLimit, install_error_handlers
 from api.observability import install_observability
 from api.queries import make_queries
-from api.routers import changes, cities, events, health, status
+from api.routers import changes, cities, events, exports, health, page, status
 from api.schemas import StatusFeatureCollection
 from infrastructure.application import Clock, Dateline, utc_now
 from infrastructure.settings import Settings
@@ -41,6 +48,12 @@ and what was reported at the time.
   on a report or retraction to get 412 instead of writing over news you have
   not seen.
 * Errors are JSON with a `detail`; 422s list each field (`loc`, `field`, `msg`).
+* Every read has an `ETag` (send it as `If-None-Match` for a 304) and
+  `Cache-Control`; an answer with a past `as_of` and an explicit past `known_at`
+  is immutable. `/cities`, `/changes` and a city's events are paginated
+  (`limit` up to 1000, `after`, `Link: rel="next"`). HEAD works on every GET.
+* CSV for spreadsheets and QGIS: `/status.csv`, `/changes.csv`. The page at `/`
+  shows it all on a map.
 """
 
 TAGS = [
@@ -49,7 +62,24 @@ TAGS = [
     {"name": "status", "description": "every city at once, as JSON or GeoJSON"},
     {"name": "changes", "description": "control events across cities over a range of days"},
     {"name": "health", "description": "is the store reachable"},
+    {"name": "exports", "description": "CSV for spreadsheets, Datawrapper and QGIS"},
 ]
+GZIP_MINIMUM_BYTES = 1000
+
+
+def app_now(scope: Scope) -> datetime:
+    dateline: Dateline = scope["app"].state.dateline
+    return dateline.clock()
+
+
+def read_position(scope: Scope) -> int:
+    dateline: Dateline = scope["app"].state.dateline
+    return dateline.read_model.position()
+
+
+def reads_are_public(scope: Scope) -> bool:
+    settings: ApiSettings | None = getattr(scope["app"].state, "api_settings", None)
+    return settings is None or settings.public_reads
 
 
 def create_app(
@@ -63,6 +93,7 @@ def create_app(
 
     `clock` replaces the wall clock (tests); `migrate` is passed to `Dateline`
     (default: SQLite migrates itself, PostgreSQL must be migrated already)."""
+    config = api_settings or ApiSettings()
 
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
@@ -78,14 +109,15 @@ def create_app(
         api.state.dateline = dateline
         api.state.tokens = tokens
         api.state.queries = make_queries(dateline)
-        api.state.api_settings = api_settings or ApiSettings()
+        api.state.api_settings = config
         try:
             yield
         finally:
             await run_in_threadpool(tokens.close)
             await run_in_threadpool(dateline.close)
 
-    api = FastAPI(
+    # Swagger UI (/docs) and ReDoc (/redoc) from the fastapi-offline package's files.
+    api = FastAPIOffline(
         title="Dateline",
         version="0.1.0",
         summary="Event-sourced control of cities: as of any date, as known at any moment.",
@@ -95,9 +127,18 @@ def create_app(
     )
     install_error_handlers(api)
     api.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
-    install_observability(api)  # after BodySizeLimit: its middleware wrap the rest
-    for module in (health, cities, events, status, changes):
+    # Outermost last: CORS, then gzip, then ETag/304/Cache-Control/HEAD.
+    api.add_middleware(ConditionalGet, now=app_now, position=read_position, public=reads_are_public)
+    api.add_middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_BYTES, compresslevel=6)
+    api.add_middleware(
+        SplitCors,
+        read_origins=config.cors_read_origins(),
+        write_origins=config.cors_write_origins(),
+    )
+    install_observability(api)  # outermost: ids, logs and metrics cover everything
+    for module in (health, cities, events, status, changes, exports, page):
         api.include_router(module.router)
+    api.mount("/page", StaticFiles(directory=page.PAGE_DIR), name="page")
 
     def openapi() -> dict[str, Any]:
         if api.openapi_schema is None:

@@ -28,6 +28,19 @@ class ApiSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DATELINE_", extra="ignore")
 
     public_reads: bool = True
+    # Comma-separated origins a page on another site may call from. `*` lets any
+    # origin read; writes are allowed only from origins named explicitly.
+    cors_origins: str = "*"
+
+    def cors_read_origins(self) -> list[str]:
+        origins = self.cors_write_origins()
+        return ["*"] if "*" in self._origins() else origins
+
+    def cors_write_origins(self) -> list[str]:
+        return [o for o in self._origins() if o != "*"]
+
+    def _origins(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
 
 
 @dataclass(frozen=True, slots=True)

@@ -156,6 +156,26 @@ def build_parser() -> argparse.ArgumentParser:
         default=f"cli:{getpass.getuser()}",
         help="recorded as retracted_by (default: cli:<login>)",
     )
+    export = command(
+        "export",
+        "CSV of every city's status, or of the changes (as the HTTP exports)",
+        json_output=False,
+    )
+    exports = export.add_subparsers(dest="export_command", required=True, metavar="WHAT")
+    export_status = exports.add_parser("status", help="every city's status on a date")
+    export_status.add_argument("--as-of", type=parse_day, metavar="YYYY-MM-DD")
+    export_changes = exports.add_parser("changes", help="control events over a range of days")
+    export_changes.add_argument(
+        "--from", dest="start", type=parse_day, required=True, metavar="YYYY-MM-DD"
+    )
+    export_changes.add_argument("--to", type=parse_day, metavar="YYYY-MM-DD")
+    export_changes.add_argument("--include-retracted", action="store_true")
+    for sub in (export_status, export_changes):
+        sub.add_argument("--known-at", type=parse_instant, metavar="INSTANT")
+        form = sub.add_mutually_exclusive_group()
+        form.add_argument("--csv", action="store_true", help="CSV, RFC 4180 (the default)")
+        form.add_argument("--json", action="store_true", help="a JSON array of the same rows")
+
     serve = command("serve", "run the HTTP API (uvicorn)", json_output=False)
     serve.add_argument("--host", default="127.0.0.1", help="the address to listen on")
     serve.add_argument("--port", type=int, default=8000, help="the port to listen on")
@@ -377,6 +397,14 @@ class Runner:
         from api import serve
 
         serve.run(self.args, self.out)
+
+    def export(self) -> None:
+        from api import export_commands
+
+        try:
+            export_commands.run(self.args, self.app, self.out)
+        except ValueError as bad:
+            raise UsageError(str(bad)) from None
 
     def tokens(self) -> None:
         from api import token_commands

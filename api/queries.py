@@ -101,3 +101,16 @@ def changes(
     app: Dateline, start: date, end: date, known_at: datetime, *, include_retracted: bool = False
 ) -> list[LoggedEvent]:
     return make_queries(app).changes(start, end, known_at, include_retracted=include_retracted)
+
+
+def causing_sources(app: Dateline, views: list[StatusView]) -> dict[str, LoggedEvent]:
+    """The event that made each city's status what it is, by event id: one query over
+    the days those events can lie in ([earliest `since`, as_of]), as known at the views'
+    `known_at`. Registrations (no source) are left out."""
+    wanted = {v.state.event_id for v in views if v.state.event_id and v.state.since}
+    if not wanted:
+        return {}
+    first = min(v.state.since for v in views if v.state.since)
+    last = max(v.as_of for v in views)
+    known_at = max(v.known_at for v in views)
+    return {e.id: e for e in app.read_model.changes(first, last, known_at) if e.id in wanted}

@@ -268,6 +268,9 @@ class CityStatusOut(StatusOut):
                     "since": "2021-08-08",
                     "name": "Kunduz",
                     "province": "Kunduz",
+                    "lat": 36.7286,
+                    "lon": 68.8681,
+                    "population": 374000,
                 }
             ]
         }
@@ -275,6 +278,17 @@ class CityStatusOut(StatusOut):
 
     name: str
     province: Text
+    lat: float
+    lon: float
+    population: int | None
+
+
+class StatusPropertiesOut(CityStatusOut):
+    """A city's status in the GeoJSON map layer: with who says so (the source of the
+    event in `event_id`; null for a city no event has touched)."""
+
+    source_name: str | None
+    source_url: str | None
 
 
 class IntervalOut(Response):
@@ -397,7 +411,7 @@ class StatusFeature(Response):
     type: Literal["Feature"] = "Feature"
     id: str
     geometry: PointGeometry
-    properties: CityStatusOut
+    properties: StatusPropertiesOut
 
 
 STATUS_GEOJSON_EXAMPLE: dict[str, Any] = {
@@ -414,6 +428,12 @@ STATUS_GEOJSON_EXAMPLE: dict[str, Any] = {
                 "since": "2021-08-08",
                 "name": "Kunduz",
                 "province": "Kunduz",
+                "lat": 36.7286,
+                "lon": 68.8681,
+                "population": 374000,
+                "source_name": "moneycontrol.com",
+                "source_url": "https://www.moneycontrol.com/news/world/"
+                "taliban-capture-northern-afghan-city-of-kunduz-7293831.html",
             },
         }
     ],

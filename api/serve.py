@@ -57,6 +57,7 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> None:
     url = f"http://{host}:{args.port}"
     reads = "public" if api_settings.public_reads else "need a token (DATELINE_PUBLIC_READS=false)"
     out(f"Dateline API on {url}  (docs: {url}/docs)")
+    out(f"the page: {url}/  (map, table, city panels; CSV at {url}/status.csv)")
     out(f"store: {store}: {cities} cities, {events} events; reads {reads}")
     out(f"to write, get a token: {command_name()} tokens create --name you --role reporter")
     configure_logging()

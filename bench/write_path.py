@@ -40,6 +40,7 @@ from bench.write_path_load import (
     city_size_samples,
     new_schema_name,
     plain_env,
+    process_cpu_s,
     profile_dateline,
 )
 from infrastructure.application import Dateline
@@ -354,10 +355,17 @@ class Run:
             topic, state = getattr(self, "raw_event", ("City.Contested", b"{}" * 150))
             schema = self.schemas["raw"]
             pg.truncate_raw(self.url, schema)
+            cpu = process_cpu_s()
             rows, elapsed, latencies = pg.raw_insert_writers(
                 self.url, schema, topic, state, writers, seconds
             )
-            return LoadResult(rows, 0, elapsed, latencies).summary()
+            cpu = process_cpu_s() - cpu  # includes connecting: a little high
+            result = LoadResult(rows, 0, elapsed, latencies)
+            result.cpu = {
+                "process_cpu_cores": round(cpu / elapsed, 3),
+                "process_cpu_ms_per_event": round(1000 * cpu / rows, 3) if rows else None,
+            }
+            return result.summary()
 
         return run
 

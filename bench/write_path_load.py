@@ -13,6 +13,7 @@ rows and read-model rows as any append does.
 from __future__ import annotations
 
 import cProfile
+import resource
 import threading
 import time
 import uuid
@@ -127,6 +128,7 @@ class LoadResult:
     latencies: list[float]
     first_errors: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    cpu: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         lat = summarize(self.latencies)
@@ -139,6 +141,7 @@ class LoadResult:
             "first_errors": self.first_errors,
             "elapsed_s": round(self.elapsed_s, 3),
             "latency": lat,
+            **self.cpu,
             **self.extra,
         }
 
@@ -173,14 +176,27 @@ def run_threads(threads: int, seconds: float, step: Callable[[int], None]) -> Lo
     pool = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(threads)]
     for t in pool:
         t.start()
+    cpu = process_cpu_s()
     started = time.perf_counter()
     deadline[0] = started + seconds
     barrier.wait()
     for t in pool:
         t.join()
     elapsed = time.perf_counter() - started
+    cpu = process_cpu_s() - cpu
     flat = [x for own in latencies for x in own]
-    return LoadResult(len(flat), sum(errors), elapsed, flat, first_errors)
+    result = LoadResult(len(flat), sum(errors), elapsed, flat, first_errors)
+    result.cpu = {
+        # CPU of this process only (PostgreSQL is another): GIL-bound code stays near 1 core.
+        "process_cpu_cores": round(cpu / elapsed, 3) if elapsed else None,
+        "process_cpu_ms_per_event": round(1000 * cpu / len(flat), 3) if flat else None,
+    }
+    return result
+
+
+def process_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 class DatelineLoad:
@@ -211,12 +227,38 @@ class DatelineLoad:
     def run(self, seconds: float) -> LoadResult:
         writer = self.app.writer
         batches, commands = writer.batches, writer.commands
-        result = run_threads(len(self.teams), seconds, self.step)
+        busy = [0.0, 0.0]  # one wrapper call per batch: cheap enough to keep
+        shadowed = writer.__dict__.get("_commit")  # a profiler's wrapper, if any
+        inner = writer._commit
+
+        def timed(batch: Any) -> None:
+            start, cpu = time.perf_counter(), time.thread_time()
+            try:
+                inner(batch)
+            finally:
+                busy[0] += time.perf_counter() - start
+                busy[1] += time.thread_time() - cpu  # the writer thread's own CPU
+
+        writer._commit = timed  # type: ignore[method-assign]
+        try:
+            result = run_threads(len(self.teams), seconds, self.step)
+        finally:
+            if shadowed is None:
+                del writer._commit
+            else:
+                writer._commit = shadowed  # type: ignore[method-assign]
         done_batches = writer.batches - batches
         done = writer.commands - commands
         result.extra = {
             "transactions": done_batches,
             "commands_per_transaction": round(done / done_batches, 2) if done_batches else None,
+            # The writer thread's share of wall time inside a batch (the rest: waiting
+            # for callers to submit their next command).
+            "writer_busy_share": round(busy[0] / result.elapsed_s, 3),
+            # Of that, the share the writer thread ran on a CPU (the rest: waiting for
+            # PostgreSQL, for the GIL, or for a core), and its CPU per command.
+            "writer_cpu_share": round(busy[1] / result.elapsed_s, 3),
+            "writer_cpu_ms_per_command": round(1000 * busy[1] / done, 3) if done else None,
             "city_sizes_max": max(t.day + 1 for team in self.teams for t in team),
         }
         return result

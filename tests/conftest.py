@@ -115,3 +115,26 @@ def cli(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     assert run("migrate")[0] == 0
     assert run("seed")[0] == 0
     return run
+
+
+def screenshot_folder(factory: pytest.TempPathFactory) -> Path:
+    """Where the browser tests put their screenshots: DATELINE_SCREENSHOTS, or
+    `screenshots/` in this run's pytest temporary folder (shared by xdist workers)."""
+    named = os.environ.get("DATELINE_SCREENSHOTS")
+    if named:
+        return Path(named)
+    base = factory.getbasetemp()
+    return (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "screenshots"
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    """Say where the page's screenshots are, so a person can look at them."""
+    factory = getattr(config, "_tmp_path_factory", None)
+    if os.environ.get("PYTEST_XDIST_WORKER") or factory is None:
+        return
+    path = screenshot_folder(factory)
+    taken = sorted(p.name for p in path.glob("*.png")) if path.exists() else []
+    if taken:
+        terminalreporter.write_line(f"page screenshots ({len(taken)}): {path}")

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 
 from api.auth import Reader
 from api.errors import field_error
+from api.pagination import MAX_PAGE_SIZE, After, Limit, paginate
 from api.presenters import event_dict
 from api.routers.deps import AppDep, KnownAt, QueriesDep, example, resolve_known_at
 from api.schemas import Day, EventOut, ValidationErrorOut
@@ -22,12 +23,16 @@ router = APIRouter(tags=["changes"])
     summary="Every control event, across cities, with occurred_on in [from, to]",
     description="In date order (ties: city, then recording order). Events retracted by "
     "`known_at` are left out unless `include_retracted=true`. E.g. the fall of the "
-    "provincial capitals: `?from=2021-08-06&to=2021-08-15`.",
+    "provincial capitals: `?from=2021-08-06&to=2021-08-15`. Paginated: at most `limit` "
+    f'events (max {MAX_PAGE_SIZE}); `Link: rel="next"` gives the next page, with '
+    "the first page's `known_at`.",
     responses={422: {"model": ValidationErrorOut, "description": "a bad query parameter"}},
 )
 def list_changes(
     app: AppDep,
     queries: QueriesDep,
+    request: Request,
+    response: Response,
     _: Reader,
     start: Annotated[
         Day,
@@ -49,10 +54,21 @@ def list_changes(
     include_retracted: Annotated[
         bool, Query(description="also list events retracted by known_at")
     ] = False,
+    limit: Limit = MAX_PAGE_SIZE,
+    after: After = None,
 ) -> list[dict[str, Any]]:
     known = resolve_known_at(app, known_at)
     last: date = end or known.date()
     if last < start:
         raise field_error(("query", "to"), f"to ({last}) is before from ({start})")
     events = queries.changes(start, last, known, include_retracted=include_retracted)
-    return [event_dict(e) for e in events]
+    page = paginate(
+        events,
+        [e.id for e in events],
+        after=after,
+        limit=limit,
+        request=request,
+        response=response,
+        pinned={"known_at": known.isoformat()},
+    )
+    return [event_dict(e) for e in page]

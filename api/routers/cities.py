@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Header, Request, Response
+from fastapi.responses import RedirectResponse
 
 from api.auth import Editor, Reader
 from api.errors import etag
+from api.pagination import MAX_PAGE_SIZE, After, Limit, paginate
 from api.presenters import city_dict, interval_dict, status_dict
 from api.routers.deps import AppDep, AsOf, KnownAt, QueriesDep, Slug, resolve_known_at
 from api.schemas import (
@@ -40,10 +42,30 @@ def city_with_status(view: StatusView) -> dict[str, Any]:
 @router.get(
     "/cities",
     response_model=list[CityWithStatusOut],
-    summary="Every city with its current status",
+    summary="Every city with its current status, by slug",
+    description=f"Paginated: at most `limit` cities (max {MAX_PAGE_SIZE}) after the slug "
+    '`after`; `Link: rel="next"` gives the next page.',
+    responses={422: {"model": ValidationErrorOut, "description": "a bad query parameter"}},
 )
-def list_cities(app: AppDep, queries: QueriesDep, _: Reader) -> list[dict[str, Any]]:
-    return [city_with_status(v) for v in queries.all_statuses(None, app.clock())]
+def list_cities(
+    app: AppDep,
+    queries: QueriesDep,
+    request: Request,
+    response: Response,
+    _: Reader,
+    limit: Limit = MAX_PAGE_SIZE,
+    after: After = None,
+) -> list[dict[str, Any]]:
+    views = queries.all_statuses(None, app.clock())
+    page = paginate(
+        views,
+        [v.city.slug for v in views],
+        after=after,
+        limit=limit,
+        request=request,
+        response=response,
+    )
+    return [city_with_status(v) for v in page]
 
 
 @router.post(
@@ -72,12 +94,29 @@ def register_city(
     "/cities/{slug}",
     response_model=CityWithStatusOut,
     summary="A city and its current status",
+    description="A browser (`Accept: text/html`) is sent to the page with the city open "
+    "(303 to `/?city={slug}`).",
     responses=READ_ERRORS,
 )
-def get_city(slug: Slug, app: AppDep, response: Response, _: Reader) -> dict[str, Any]:
+def get_city(
+    slug: Slug,
+    app: AppDep,
+    response: Response,
+    _: Reader,
+    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Any:
     view = app.status(slug)
+    if wants_html(accept):  # a browser: the page, with the city's panel open
+        return RedirectResponse(f"/?city={slug}", status_code=303, headers={"Vary": "Accept"})
     response.headers["ETag"] = etag(view.version)
+    response.headers["Vary"] = "Accept"
     return city_with_status(view)
+
+
+def wants_html(accept: str | None) -> bool:
+    """A browser navigating (text/html asked for, JSON not)."""
+    text = (accept or "").lower()
+    return "text/html" in text and "json" not in text
 
 
 @router.get(

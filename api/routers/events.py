@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request, Response
 
 from api.auth import Editor, Reader, Reporter
 from api.errors import ApiError, etag, field_error, rule_conflict
+from api.pagination import MAX_PAGE_SIZE, After, Limit, paginate
 from api.presenters import event_dict
 from api.routers.deps import (
     AppDep,
@@ -54,17 +55,36 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     "/cities/{slug}/events",
     response_model=list[EventOut],
     summary="The city's log in recording order, as it stood at `known_at`",
+    description=f"Paginated: at most `limit` events (max {MAX_PAGE_SIZE}) after the event id "
+    '`after`; `Link: rel="next"` gives the next page, with the first page\'s `known_at`.',
     responses={
         404: {"model": ErrorOut, "description": "no such city"},
         422: {"model": ValidationErrorOut, "description": "a bad query parameter"},
     },
 )
 def list_events(
-    slug: Slug, app: AppDep, response: Response, _: Reader, known_at: KnownAt = None
+    slug: Slug,
+    app: AppDep,
+    request: Request,
+    response: Response,
+    _: Reader,
+    known_at: KnownAt = None,
+    limit: Limit = MAX_PAGE_SIZE,
+    after: After = None,
 ) -> list[dict[str, Any]]:
-    events = app.history(slug, resolve_known_at(app, known_at))
+    known = resolve_known_at(app, known_at)
+    events = app.history(slug, known)
     response.headers["ETag"] = etag(events[-1].version if events else 0)
-    return [event_dict(e) for e in events]
+    page = paginate(
+        events,
+        [e.id for e in events],
+        after=after,
+        limit=limit,
+        request=request,
+        response=response,
+        pinned={"known_at": known.isoformat()},
+    )
+    return [event_dict(e) for e in page]
 
 
 @router.get(

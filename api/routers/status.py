@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
 
 from api.auth import Reader
+from api.exports import status_row
 from api.presenters import status_dict
+from api.queries import causing_sources
 from api.routers.deps import AppDep, AsOf, KnownAt, QueriesDep, resolve_known_at
-from api.schemas import STATUS_GEOJSON_EXAMPLE, CityStatusOut, ValidationErrorOut
+from api.schemas import (
+    STATUS_GEOJSON_EXAMPLE,
+    CityStatusOut,
+    StatusPropertiesOut,
+    ValidationErrorOut,
+)
+from domain.log import LoggedEvent
 from infrastructure.application import StatusView
 
 router = APIRouter(tags=["status"])
@@ -19,22 +27,39 @@ GEOJSON = "application/geo+json"
 
 
 def city_status(view: StatusView) -> dict[str, Any]:
-    return {**status_dict(view), "name": view.city.name, "province": view.city.province}
-
-
-def feature_collection(views: list[StatusView]) -> dict[str, Any]:
+    city = view.city
     return {
-        "type": "FeatureCollection",
-        "features": [
+        **status_dict(view),
+        "name": city.name,
+        "province": city.province,
+        "lat": city.lat,
+        "lon": city.lon,
+        "population": city.population,
+    }
+
+
+def feature_collection(
+    views: list[StatusView], causes: dict[str, LoggedEvent] | None = None
+) -> dict[str, Any]:
+    """One point per city; `properties` as in the JSON answer plus the source of the
+    event that made the status (`causes`, by event id; see `causing_sources`)."""
+    fields = StatusPropertiesOut.model_fields
+    found = causes or {}
+    features = []
+    for view in views:
+        row = status_row(view, found.get(view.state.event_id or ""))
+        properties = {k: v for k, v in row.items() if k in fields}
+        features.append(
             {
                 "type": "Feature",
-                "id": v.city.slug,
-                "geometry": {"type": "Point", "coordinates": [v.city.lon, v.city.lat]},
-                "properties": CityStatusOut.model_validate(city_status(v)).model_dump(mode="json"),
+                "id": view.city.slug,
+                "geometry": {"type": "Point", "coordinates": [view.city.lon, view.city.lat]},
+                "properties": StatusPropertiesOut.model_validate(properties).model_dump(
+                    mode="json"
+                ),
             }
-            for v in views
-        ],
-    }
+        )
+    return {"type": "FeatureCollection", "features": features}
 
 
 @router.get(
@@ -42,7 +67,9 @@ def feature_collection(views: list[StatusView]) -> dict[str, Any]:
     response_model=list[CityStatusOut],
     summary="Every city's status on a date, as known at a moment",
     description="JSON by default; `?format=geojson` or `Accept: application/geo+json` gives "
-    "a GeoJSON FeatureCollection of points ([lon, lat]) with the status in `properties`.",
+    "a GeoJSON FeatureCollection of points ([lon, lat]) with the status, the population and "
+    "the source (name and URL) of the event that made the status in `properties`. "
+    "The answer varies with `Accept` (`Vary: Accept`).",
     responses={
         200: {
             "content": {
@@ -58,6 +85,7 @@ def feature_collection(views: list[StatusView]) -> dict[str, Any]:
 def all_statuses(
     app: AppDep,
     queries: QueriesDep,
+    response: Response,
     _: Reader,
     as_of: AsOf = None,
     known_at: KnownAt = None,
@@ -67,8 +95,11 @@ def all_statuses(
     ] = None,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Any:
-    views = queries.all_statuses(as_of, resolve_known_at(app, known_at))
+    known = resolve_known_at(app, known_at)
     wants_geojson = format == "geojson" or (format is None and GEOJSON in (accept or ""))
+    views = queries.all_statuses(as_of, known)
     if wants_geojson:
-        return JSONResponse(feature_collection(views), media_type=GEOJSON)
+        collection = feature_collection(views, causing_sources(app, views))
+        return JSONResponse(collection, media_type=GEOJSON, headers={"Vary": "Accept"})
+    response.headers["Vary"] = "Accept"
     return [city_status(v) for v in views]

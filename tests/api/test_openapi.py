@@ -26,6 +26,8 @@ ENDPOINTS = {
     ("post", "/cities/{slug}/events/{event_id}/retraction"),
     ("get", "/status"),
     ("get", "/changes"),
+    ("get", "/status.csv"),
+    ("get", "/changes.csv"),
 }
 
 
@@ -63,6 +65,9 @@ def test_every_body_and_answer_has_a_kunduz_example(schema: dict[str, Any]) -> N
             if path in ("/health", "/metrics"):
                 continue  # the seeded count, and Prometheus text: no city in them
             ok = op["responses"].get("200") or op["responses"].get("201")
+            if "text/csv" in ok["content"]:
+                assert "kunduz" in ok["content"]["text/csv"]["example"], (method, path)
+                continue
             target = ok["content"]["application/json"]["schema"]
             ref = target.get("$ref") or target["items"]["$ref"]
             assert "kunduz" in json.dumps(resolve(schema, ref)["examples"]).lower(), (method, path)
