@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from api import audit_commands
 from api.presenters import event_dict, interval_dict, status_dict
 from domain.control import EventType, Source
 from domain.errors import CityNotFound, DomainError
@@ -173,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
         projection_actions, "check", "compare the read model with the aggregate fold, every city"
     )
     check.add_argument("--samples", type=int, default=200, help="(as_of, known_at) pairs per city")
+    audit_commands.add_arguments(  # issue 9
+        command("audit", "prove the record: verify, checkpoints, receipts", json_output=False)
+    )
     return parser
 
 
@@ -353,6 +357,12 @@ class Runner:
         from api import projection_commands
 
         projection_commands.run(self.args, self.app, self.emit)
+
+    def audit(self) -> None:  # issue 9
+        try:
+            audit_commands.run(self.args, self.out, Settings())
+        except audit_commands.AuditFailed as failure:
+            raise UsageError(str(failure)) from failure
 
     def run(self) -> None:
         getattr(self, self.args.command)()

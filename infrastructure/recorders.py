@@ -20,6 +20,8 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
+from infrastructure.audit import store as audit  # issue 9: the hash-linked log
+
 INDEX_TABLE = "dateline_event_index"
 INDEX_KWARG = "event_index"
 
@@ -50,6 +52,7 @@ class SQLiteIndexedRecorder(SQLiteApplicationRecorder):
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         ids = super()._insert_events(c, stored_events, **kwargs)
+        audit.sqlite_append(c, stored_events, ids or [])  # issue 9: one log entry per event
         rows: list[IndexRow] = kwargs.get(INDEX_KWARG) or []
         if rows:
             c.executemany(
@@ -106,6 +109,7 @@ class PostgresIndexedRecorder(PostgresApplicationRecorder):
             table=table
         )
         self.select_count = SQL("SELECT COUNT(*) AS n FROM {table}").format(table=table)
+        self.audit_append = audit.postgres_append_statement(self.datastore.schema)  # issue 9
 
     def _insert_stored_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -127,6 +131,7 @@ class PostgresIndexedRecorder(PostgresApplicationRecorder):
             ]
             with curs.connection.cursor() as index_cursor:
                 index_cursor.execute(self.insert_index, columns, prepare=False)
+        audit.postgres_append(curs.connection, self.audit_append, stored_events)  # issue 9
 
     def version_known_at(self, city_id: UUID, known_at: datetime) -> int | None:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:

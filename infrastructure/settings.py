@@ -30,9 +30,22 @@ class Settings(BaseSettings):
     postgres_lock_timeout: int = Field(default=5, ge=0)
     postgres_pool_size: int = Field(default=5, ge=1)
     postgres_max_overflow: int = Field(default=10, ge=0)
+    # Audit (issue 9): the Ed25519 key that signs checkpoints (`dateline audit keygen`),
+    # and how often the service signs one: after N new events or M minutes, whichever first.
+    audit_key_file: Path | None = None
+    audit_checkpoint_events: int = Field(default=1000, ge=1)
+    audit_checkpoint_minutes: float = Field(default=60.0, gt=0)
+    # PostgreSQL: the owner role `dateline migrate` connects as (unset: DATABASE_URL's).
+    migrate_database_url: str | None = None
 
     def store(self) -> StoreConfig:
         return StoreConfig.from_url(self.database_url, self.postgres_schema)
+
+    def migrate_store(self) -> StoreConfig:
+        """Where `dateline migrate` connects: the owner role if one is set."""
+        return StoreConfig.from_url(
+            self.migrate_database_url or self.database_url, self.postgres_schema
+        )
 
 
 @dataclass(frozen=True)
