@@ -115,7 +115,7 @@ def verify(
     by_size = {a.size: a for a in anchors}
     last_version: dict[UUID, int] = {}
     previous = GENESIS
-    ev_iter = iter(events)
+    ev_iter: Iterator[EventRow] = iter(events)
     en_iter = iter(entries)
     ev = next(ev_iter, None)
     en = next(en_iter, None)
@@ -161,9 +161,7 @@ def verify(
                 missing = name(cid, expected)
                 if v > expected + 1:
                     missing += f" to {name(cid, v - 1)}"
-                return found(
-                    EVENT_MISSING, nid, cid, v, f"{missing} missing before {name(cid, v)}"
-                )
+                return found(EVENT_MISSING, nid, cid, v, f"{missing} missing before {name(cid, v)}")
             return found(
                 ORDER_BROKEN, nid, cid, v, f"{name(cid, v)} comes after {name(cid, expected - 1)}"
             )
@@ -187,7 +185,21 @@ def verify(
                 f"stored {en[4].hex()[:16]}..., recomputed {h.hex()[:16]}...",
             )
         if en[0] != position:
-            gap = f"entry {position}" if en[0] == position + 1 else f"entries {position}-{en[0] - 1}"
+            gap = (
+                f"entry {position}" if en[0] == position + 1 else f"entries {position}-{en[0] - 1}"
+            )
+            # Which event went with it shows later, as a gap in its city's versions.
+            later = _first_version_gap(ev_iter, dict(last_version))
+            if later is not None:
+                lost, follower = later
+                return found(
+                    EVENT_MISSING,
+                    follower[0],
+                    lost[0],
+                    lost[1],
+                    f"log {gap} and {name(*lost)} are missing "
+                    f"({name(*follower[1:])} follows {name(lost[0], lost[1] - 1)})",
+                )
             return found(
                 ENTRY_MISSING, nid, cid, v, f"log {gap} missing before {name(cid, v)}'s entry"
             )
@@ -233,3 +245,14 @@ def verify(
             f"entries {position + 1} to {anchor.size} are gone (a rollback or a restored backup)",
         )
     return verdict
+
+
+def _first_version_gap(
+    events: Iterator[EventRow], last_version: dict[UUID, int]
+) -> tuple[tuple[UUID, int], tuple[int, UUID, int]] | None:
+    """The first (city, missing version) in the rest of the events, and the event after it."""
+    for nid, cid, v, _, _ in events:
+        if v > last_version.get(cid, 0) + 1:
+            return (cid, last_version.get(cid, 0) + 1), (nid, cid, v)
+        last_version[cid] = v
+    return None

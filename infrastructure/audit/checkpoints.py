@@ -78,9 +78,7 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
     except OSError as error:
         raise CheckpointError(f"DATELINE_AUDIT_KEY_FILE: cannot read {path}: {error}") from None
     except ValueError:
-        raise CheckpointError(
-            f"DATELINE_AUDIT_KEY_FILE: {path} is not a PEM private key"
-        ) from None
+        raise CheckpointError(f"DATELINE_AUDIT_KEY_FILE: {path} is not a PEM private key") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise CheckpointError(f"DATELINE_AUDIT_KEY_FILE: {path} is not an Ed25519 key")
     return key

@@ -32,8 +32,6 @@ APPEND_FUNCTION = "dateline_audit_append"
 FETCH_ROWS = 20_000
 
 
-
-
 def _uuid(value: UUID | str) -> UUID:
     return value if isinstance(value, UUID) else UUID(value)
 
@@ -46,7 +44,9 @@ def event_hashes(stored_events: Sequence[Any]) -> list[bytes]:
 
 
 # ---------------------------------------------------------------- the write hooks
-def sqlite_append(cursor: Any, stored_events: Sequence[Any], notification_ids: Sequence[int]) -> None:
+def sqlite_append(
+    cursor: Any, stored_events: Sequence[Any], notification_ids: Sequence[int]
+) -> None:
     """Add one entry per event (given in notification order) to the SQLite log.
 
     Call after the events are inserted, in the same transaction: SQLite's write

@@ -105,9 +105,7 @@ def _backfill_sqlite() -> None:
         )
     ]
     if values:
-        bind.exec_driver_sql(
-            "INSERT INTO dateline_audit_log VALUES (?, ?, ?, ?, ?, ?)", values
-        )
+        bind.exec_driver_sql("INSERT INTO dateline_audit_log VALUES (?, ?, ?, ?, ?, ?)", values)
 
 
 def _upgrade_postgres(s: str) -> None:
@@ -115,7 +113,9 @@ def _upgrade_postgres(s: str) -> None:
         position bigint PRIMARY KEY, notification_id bigint NOT NULL UNIQUE,
         city_id uuid NOT NULL, version bigint NOT NULL,
         event_hash bytea NOT NULL, entry_hash bytea NOT NULL)""")
-    op.execute(f"CREATE INDEX dateline_audit_log_city ON {s}.dateline_audit_log (city_id, position)")
+    op.execute(
+        f"CREATE INDEX dateline_audit_log_city ON {s}.dateline_audit_log (city_id, position)"
+    )
     op.execute(f"""CREATE TABLE {s}.dateline_audit_checkpoints (
         id bigserial PRIMARY KEY, size bigint NOT NULL, head text NOT NULL,
         created_at text NOT NULL, public_key text NOT NULL, signature text NOT NULL)""")
@@ -143,7 +143,8 @@ def _upgrade_postgres(s: str) -> None:
                     VALUES (p, r.notification_id, r.city_id, r.version, r.event_hash, h);
             END LOOP;
             IF n <> cardinality(cities) THEN
-                RAISE EXCEPTION 'dateline_audit_append: % events given, % found', cardinality(cities), n;
+                RAISE EXCEPTION 'dateline_audit_append: % events given, % found',
+                    cardinality(cities), n;
             END IF;
         END; $BODY$""")
     _backfill_postgres(s)
