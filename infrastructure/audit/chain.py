@@ -12,8 +12,8 @@ JSON of every field: occurred_on, actor, source, note, report_id, reported_by,
 retraction fields, timestamp), framed so that no two events share an input;
 docs/decisions.md (decision 8) says why this and not RFC 8785 over decoded fields.
 
-Pure: no SQL, no clock. `Verifier` is fed events and entries in order by the
-store module and stops at the first bad event.
+Pure: no SQL, no clock. `verify` is fed events (with their recomputed hashes)
+and entries in order by the store module and stops at the first bad event.
 """
 
 from __future__ import annotations
@@ -58,10 +58,12 @@ def chain(previous: bytes, event_hashes: Iterable[bytes]) -> Iterator[bytes]:
         yield previous
 
 
-# An event row as stored: (notification id, city id, version, topic, state).
-EventRow = tuple[int, UUID, int, str, bytes]
-# An entry row as stored: (position, notification id, city id, version, event hash, entry hash).
-EntryRow = tuple[int, int, UUID, int, bytes, bytes]
+# An event as read for the check: (notification id, city id (16 bytes), version, its
+# hash recomputed from the stored row by `event_hash` or the same formula in SQL).
+EventRow = tuple[int, bytes, int, bytes]
+# An entry as stored: (position, notification id, city id (16 bytes), version,
+# event hash, entry hash).
+EntryRow = tuple[int, int, bytes, int, bytes, bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +73,7 @@ class Finding:
     what: str
     position: int  # the log entry's position (1-based) where it shows
     notification_id: int | None
-    city_id: UUID | None
+    city_id: bytes | None
     version: int | None
     detail: str
 
@@ -102,7 +104,7 @@ def verify(
     events: Iterable[EventRow],
     entries: Iterable[EntryRow],
     anchors: Iterable[Anchor] = (),
-    name: Callable[[UUID, int], str] = lambda c, v: f"{c}-{v}",
+    name: Callable[[bytes, int], str] = lambda c, v: f"{UUID(bytes=c)}-{v}",
 ) -> Verdict:
     """Re-derive every entry from the stored events; stop at the first bad one.
 
@@ -113,7 +115,7 @@ def verify(
     match the head at their size, and the log must reach their size."""
     verdict = Verdict()
     by_size = {a.size: a for a in anchors}
-    last_version: dict[UUID, int] = {}
+    last_version: dict[bytes, int] = {}
     previous = GENESIS
     ev_iter: Iterator[EventRow] = iter(events)
     en_iter = iter(entries)
@@ -121,9 +123,8 @@ def verify(
     en = next(en_iter, None)
     position = 0
     sha256 = hashlib.sha256
-    domain = EVENT_DOMAIN
 
-    def found(what: str, nid: int | None, cid: UUID | None, v: int | None, detail: str) -> Verdict:
+    def found(what: str, nid: int | None, cid: bytes | None, v: int | None, detail: str) -> Verdict:
         verdict.finding = Finding(what, position, nid, cid, v, detail)
         verdict.head = previous
         return verdict
@@ -145,7 +146,7 @@ def verify(
                 v,
                 f"the log's entry {en[0]} records {name(cid, v)}, which is no longer stored",
             )
-        nid, cid, v, topic, state = ev
+        nid, cid, v, h = ev
         if (en[2], en[3]) != (cid, v):
             return found(
                 ORDER_BROKEN,
@@ -166,15 +167,6 @@ def verify(
                 ORDER_BROKEN, nid, cid, v, f"{name(cid, v)} comes after {name(cid, expected - 1)}"
             )
         last_version[cid] = v
-        topic_bytes = topic.encode("utf-8")
-        h = sha256(
-            domain
-            + cid.bytes
-            + v.to_bytes(8, "big")
-            + len(topic_bytes).to_bytes(2, "big")
-            + topic_bytes
-            + state
-        ).digest()
         if h != en[4]:
             return found(
                 CONTENT_CHANGED,
@@ -248,10 +240,10 @@ def verify(
 
 
 def _first_version_gap(
-    events: Iterator[EventRow], last_version: dict[UUID, int]
-) -> tuple[tuple[UUID, int], tuple[int, UUID, int]] | None:
+    events: Iterator[EventRow], last_version: dict[bytes, int]
+) -> tuple[tuple[bytes, int], tuple[int, bytes, int]] | None:
     """The first (city, missing version) in the rest of the events, and the event after it."""
-    for nid, cid, v, _, _ in events:
+    for nid, cid, v, _ in events:
         if v > last_version.get(cid, 0) + 1:
             return (cid, last_version.get(cid, 0) + 1), (nid, cid, v)
         last_version[cid] = v

@@ -85,9 +85,9 @@ def verify_store(
                 )
             )
 
-        def name(cid: UUID, version: int) -> str:
+        def name(cid: bytes, version: int) -> str:
             slug = slugs.get(cid)
-            return f"{slug}-{version}" if slug else f"city {cid} version {version}"
+            return f"{slug}-{version}" if slug else f"city {UUID(bytes=cid)} version {version}"
 
         verdict = verify(db.events(conn), db.entries(conn), anchors, name)
     seconds = time.perf_counter() - started
