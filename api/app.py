@@ -20,9 +20,11 @@ from pydantic.json_schema import models_json_schema
 from api.auth import ApiSettings
 from api.errors import MAX_BODY_BYTES, BodySizeLimit, install_error_handlers
 from api.queries import make_queries
-from api.routers import changes, cities, events, health, status
+from api.routers import audit, changes, cities, events, health, status
 from api.schemas import StatusFeatureCollection
 from infrastructure.application import Clock, Dateline, utc_now
+from infrastructure.audit.checkpointer import Checkpointer
+from infrastructure.audit.guards import check_guards
 from infrastructure.settings import Settings
 from infrastructure.tokens import TokenStore
 
@@ -48,6 +50,7 @@ TAGS = [
     {"name": "status", "description": "every city at once, as JSON or GeoJSON"},
     {"name": "changes", "description": "control events across cities over a range of days"},
     {"name": "health", "description": "is the store reachable"},
+    {"name": "audit", "description": "the hash-linked log's signed checkpoints"},
 ]
 
 
@@ -69,6 +72,23 @@ def create_app(
             return Dateline(settings or Settings(), clock=clock or utc_now, migrate=migrate)
 
         dateline = await run_in_threadpool(open_store)
+        try:  # issue 9: refuse to serve a record the database would let be rewritten
+            await run_in_threadpool(check_guards, dateline.store)
+        except Exception:
+            await run_in_threadpool(dateline.close)
+            raise
+        checkpointer = None
+        s = dateline.settings
+        if s.audit_key_file is not None:
+            checkpointer = Checkpointer(
+                dateline.store,
+                s.audit_key_file,
+                s.audit_checkpoint_events,
+                s.audit_checkpoint_minutes,
+                dateline.clock,
+            )
+            checkpointer.start()
+        api.state.checkpointer = checkpointer
         tokens = TokenStore(dateline.store, dateline.clock)
         api.state.dateline = dateline
         api.state.tokens = tokens
@@ -77,6 +97,8 @@ def create_app(
         try:
             yield
         finally:
+            if checkpointer is not None:
+                await run_in_threadpool(checkpointer.stop)
             await run_in_threadpool(tokens.close)
             await run_in_threadpool(dateline.close)
 
@@ -90,7 +112,7 @@ def create_app(
     )
     install_error_handlers(api)
     api.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
-    for module in (health, cities, events, status, changes):
+    for module in (health, cities, events, status, changes, audit):
         api.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

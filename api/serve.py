@@ -15,7 +15,9 @@ import uvicorn
 from api.app import create_app
 from api.auth import ApiSettings
 from infrastructure.application import Dateline
-from infrastructure.settings import Settings
+from infrastructure.audit.checkpoints import CheckpointError, load_private_key
+from infrastructure.audit.guards import check_guards
+from infrastructure.settings import ConfigurationError, Settings
 
 
 def run(args: argparse.Namespace, out: Callable[[str], None]) -> None:
@@ -23,6 +25,12 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> None:
     api_settings = ApiSettings()
     app = Dateline(settings)
     try:
+        check_guards(app.store)  # issue 9: a record open to rewrites is not served
+        if settings.audit_key_file is not None:
+            try:
+                load_private_key(settings.audit_key_file)
+            except CheckpointError as error:
+                raise ConfigurationError(str(error)) from None
         if args.seed:
             from seeds.loader import load_seeds
 

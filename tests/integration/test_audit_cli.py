@@ -1,0 +1,102 @@
+"""`dateline audit verify | keygen | checkpoint` on both stores, through `main`."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from infrastructure.settings import Settings
+from tests.conftest import POSTGRES_URL, CliRunner
+
+
+def change_one_byte(settings: Settings) -> None:
+    """kunduz-3's actor Taliban -> Talibam, guards out of the way as a superuser would."""
+    store = settings.store()
+    if store.kind == "sqlite":
+        with closing(sqlite3.connect(str(store.sqlite_path))) as conn, conn:
+            conn.execute("DROP TRIGGER dateline_refuse_rewrite_stored_events_update")
+            (rowid,) = conn.execute(
+                "SELECT e.rowid FROM stored_events e JOIN dateline_event_index i "
+                "ON i.city_id = e.originator_id AND i.version = e.originator_version "
+                "WHERE i.slug = 'kunduz' AND i.version = 3"
+            ).fetchone()
+            conn.execute(
+                "UPDATE stored_events SET state = CAST(replace(CAST(state AS TEXT), "
+                "'Taliban', 'Talibam') AS BLOB) WHERE rowid = ?",
+                (rowid,),
+            )
+        return
+    s = f'"{store.schema}"'
+    with psycopg.connect(POSTGRES_URL) as pg:
+        pg.execute(f"ALTER TABLE {s}.dateline_events DISABLE TRIGGER dateline_refuse_rewrite")  # type: ignore[arg-type]
+        pg.execute(  # type: ignore[call-overload]
+            f"UPDATE {s}.dateline_events e SET state = convert_to(replace("
+            f"convert_from(state, 'UTF8'), 'Taliban', 'Talibam'), 'UTF8') "
+            f"FROM {s}.dateline_event_index i WHERE i.city_id = e.originator_id "
+            f"AND i.version = e.originator_version AND i.slug = 'kunduz' AND i.version = 3"
+        )
+
+
+def test_verify_an_intact_log(cli: CliRunner) -> None:
+    code, out = cli("audit", "verify")
+    assert code == 0
+    assert out.startswith("intact: 89 events, every entry re-derived, head ")
+    code, out = cli("audit", "verify", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["intact"] is True and data["events"] == 89 and data["first_bad_event"] is None
+
+
+def test_verify_names_the_first_bad_event(
+    cli: CliRunner, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    change_one_byte(settings)
+    code, out = cli("audit", "verify")
+    assert code == 1
+    assert out.startswith("BROKEN at kunduz-3: content changed: kunduz-3 no longer hashes")
+    assert "dateline: error: BROKEN at kunduz-3" in capsys.readouterr().err
+    code, out = cli("audit", "verify", "--json")
+    assert code == 1
+    bad = json.loads(out)["first_bad_event"]
+    assert (bad["event"], bad["city"], bad["version"], bad["what"]) == (
+        "kunduz-3",
+        "kunduz",
+        3,
+        "content changed",
+    )
+
+
+def test_keygen_checkpoint_and_verify_against(
+    cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = tmp_path / "audit.key"
+    code, out = cli("audit", "keygen", "--out", str(key))
+    assert code == 0
+    public = out.splitlines()[-1].removeprefix("public key: ")
+    assert len(bytes.fromhex(public)) == 32
+    (tmp_path / "audit.pub").write_text(public + "\n")
+    assert cli("audit", "keygen", "--out", str(key))[0] == 1  # never overwrites a key
+
+    assert cli("audit", "checkpoint")[0] == 1  # DATELINE_AUDIT_KEY_FILE unset
+    monkeypatch.setenv("DATELINE_AUDIT_KEY_FILE", str(key))
+    signed = tmp_path / "checkpoint.json"
+    code, out = cli("audit", "checkpoint", "--out", str(signed))
+    assert code == 0 and out.startswith("checkpoint: 89 entries, head ")
+    assert json.loads(signed.read_text())["size"] == 89
+
+    code, out = cli(
+        "audit", "verify", "--against", str(signed), "--public-key", str(tmp_path / "audit.pub")
+    )
+    assert code == 0
+    assert "extends the checkpoint of" in out
+
+    forged = json.loads(signed.read_text())
+    forged["size"] = 88
+    (tmp_path / "forged.json").write_text(json.dumps(forged))
+    code, _ = cli("audit", "verify", "--against", str(tmp_path / "forged.json"))
+    assert code == 1
