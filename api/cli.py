@@ -32,6 +32,7 @@ from infrastructure.application import (
     StoreNotMigrated,
     StoreUnavailable,
 )
+from infrastructure.audit.roles import grant_service_role
 from infrastructure.settings import ConfigurationError, Settings
 
 MISSION_DATES = (date(2015, 9, 28), date(2016, 10, 3), date(2021, 8, 8))
@@ -249,9 +250,13 @@ class Runner:
         return self.app.city(slug).name
 
     def migrate(self) -> None:
-        store = Settings().store()
+        settings = Settings()
+        store = settings.migrate_store()  # issue 9: the owner role, if one is set
         migrations.upgrade(store)
         self.out(f"{store.describe()}: at migration {migrations.current_revision(store)}")
+        granted = grant_service_role(settings)  # issue 9
+        if granted:
+            self.out(granted)
 
     def seed(self) -> None:
         started = time.perf_counter()

@@ -17,6 +17,7 @@ from api.auth import ApiSettings
 from infrastructure.application import Dateline
 from infrastructure.audit.checkpoints import CheckpointError, load_private_key
 from infrastructure.audit.guards import check_guards
+from infrastructure.audit.roles import role_warnings
 from infrastructure.settings import ConfigurationError, Settings
 
 
@@ -26,6 +27,8 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> None:
     app = Dateline(settings)
     try:
         check_guards(app.store)  # issue 9: a record open to rewrites is not served
+        for warning in role_warnings(app.store):
+            out(f"warning: {warning} (connect as a service role: see README, Auditing)")
         if settings.audit_key_file is not None:
             try:
                 load_private_key(settings.audit_key_file)
