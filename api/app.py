@@ -17,6 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
+from api import audit_errors
 from api.auth import ApiSettings
 from api.errors import MAX_BODY_BYTES, BodySizeLimit, install_error_handlers
 from api.queries import make_queries
@@ -111,6 +112,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(api)
+    audit_errors.install(api)  # issue 9: damage named, never a 500
     api.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     for module in (health, cities, events, status, changes, audit):
         api.include_router(module.router)

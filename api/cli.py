@@ -32,6 +32,7 @@ from infrastructure.application import (
     StoreNotMigrated,
     StoreUnavailable,
 )
+from infrastructure.audit.damage import UndecodableEvent, log_gap
 from infrastructure.audit.roles import grant_service_role
 from infrastructure.settings import ConfigurationError, Settings
 
@@ -386,9 +387,16 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
         except Exception:  # the hint is a courtesy; never hide the real error behind it
             pass
         return fail(f"{missing.message}{hint}")
+    except UndecodableEvent as damaged:  # issue 9: named, never a traceback
+        return fail(damaged.describe(getattr(args, "city", None)))
+    except ConcurrencyConflict as conflict:  # issue 9: a gap in the city's log, named
+        try:
+            gap = log_gap(Settings().store(), conflict.slug)
+        except Exception:  # the check is a courtesy; never hide the conflict behind it
+            gap = None
+        return fail(gap or str(conflict))
     except (
         DomainError,
-        ConcurrencyConflict,
         StoreNotMigrated,
         StoreUnavailable,
         NotYetVisible,

@@ -130,6 +130,7 @@ class AppendResult:
 
 def library_env(store: StoreConfig, settings: Settings) -> dict[str, str]:
     env = {"CREATE_TABLE": "false", "IS_SNAPSHOTTING_ENABLED": "y"}
+    env["MAPPER_TOPIC"] = "infrastructure.audit.damage:NamingMapper"  # issue 9: name damage
     if store.kind == "sqlite":
         env |= {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",

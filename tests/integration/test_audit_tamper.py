@@ -31,56 +31,10 @@ from infrastructure.audit.chain import (
 from infrastructure.audit.checkpoints import Checkpoint, CheckpointError
 from infrastructure.audit.service import VerifyReport, take_checkpoint, verify_store
 from infrastructure.settings import Settings
+from tests.audit_support import as_superuser, names, query
 from tests.conftest import POSTGRES_URL, ManualClock
 
 GOV, TALIBAN = "Afghan government", "Taliban"
-GUARD = "dateline_refuse_rewrite"
-PG_GUARDED = ("dateline_events", "dateline_event_index", "dateline_audit_log",
-              "dateline_audit_checkpoints")  # fmt: skip
-SQLITE_GUARDED = ("stored_events", "dateline_event_index", "dateline_audit_log",
-                  "dateline_audit_checkpoints")  # fmt: skip
-
-
-# ------------------------------------------------------------------ helpers
-def names(settings: Settings) -> dict[str, str]:
-    """Table names and the notification-id column for `{events}`, `{nid}`, `{t}`."""
-    if settings.store().kind == "sqlite":
-        return {"t": "", "events": "stored_events", "nid": "rowid"}
-    schema = f'"{settings.store().schema}".'
-    return {"t": schema, "events": f"{schema}dateline_events", "nid": "notification_id"}
-
-
-def as_superuser(settings: Settings, *statements: str, params: Any = None) -> None:
-    """Run statements with the rewrite guards out of the way, as a superuser would."""
-    n = names(settings)
-    store = settings.store()
-    if store.kind == "sqlite":
-        with closing(sqlite3.connect(str(store.sqlite_path))) as conn, conn:
-            for table in SQLITE_GUARDED:
-                for op in ("update", "delete"):
-                    conn.execute(f"DROP TRIGGER IF EXISTS {GUARD}_{table}_{op}")
-            for statement in statements:
-                conn.execute(statement.format(**n).replace("%s", "?"), params or ())
-        return
-    with psycopg.connect(POSTGRES_URL) as pg:
-        for table in PG_GUARDED:
-            pg.execute(f"ALTER TABLE {n['t']}{table} DISABLE TRIGGER {GUARD}")  # type: ignore[arg-type]
-            pg.execute(f"ALTER TABLE {n['t']}{table} DISABLE TRIGGER {GUARD}_truncate")  # type: ignore[arg-type]
-        for statement in statements:
-            pg.execute(statement.format(**n), params)  # type: ignore[arg-type]
-        for table in PG_GUARDED:
-            pg.execute(f"ALTER TABLE {n['t']}{table} ENABLE ALWAYS TRIGGER {GUARD}")  # type: ignore[arg-type]
-            pg.execute(f"ALTER TABLE {n['t']}{table} ENABLE ALWAYS TRIGGER {GUARD}_truncate")  # type: ignore[arg-type]
-
-
-def query(settings: Settings, statement: str) -> list[tuple[Any, ...]]:
-    store = settings.store()
-    n = names(settings)
-    if store.kind == "sqlite":
-        with closing(sqlite3.connect(str(store.sqlite_path))) as conn:
-            return conn.execute(statement.format(**n)).fetchall()
-    with psycopg.connect(POSTGRES_URL) as pg:
-        return pg.execute(statement.format(**n)).fetchall()  # type: ignore[arg-type]
 
 
 def open_app(settings: Settings, clock: ManualClock) -> Dateline:
