@@ -1,7 +1,8 @@
-"""`dateline audit verify | keygen | checkpoint`: the record proves itself.
+"""`dateline audit verify | keygen | checkpoint | replay | diff`: the record proves itself.
 
-These commands open the store with a plain connection of their own (not the
-application), so they work on a store too damaged for the service to open.
+verify, keygen and checkpoint open the store with a plain connection of their
+own (not the application), so they work on a store too damaged for the service
+to open; replay and diff read through the application.
 """
 
 from __future__ import annotations
@@ -9,10 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from datetime import time as dtime
 from pathlib import Path
 from typing import Any
 
+from api import audit_views
+from infrastructure.application import Dateline
 from infrastructure.audit import checkpoints
 from infrastructure.audit.checkpoints import CheckpointError
 from infrastructure.audit.service import take_checkpoint, verify_store
@@ -23,6 +27,21 @@ Out = Callable[[str], None]
 
 class AuditFailed(Exception):
     """The log or a checkpoint did not verify, or an audit input is unusable."""
+
+
+def instant(text: str) -> datetime:
+    """ISO 8601 with a time zone; a bare date means the end of that day, UTC."""
+    try:
+        if len(text) == 10:
+            return datetime.combine(date.fromisoformat(text), dtime.max, tzinfo=UTC)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 instant (e.g. 2021-08-08T12:00:00+00:00)"
+        ) from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no time zone; add Z or +HH:MM")
+    return moment
 
 
 def add_arguments(audit: argparse.ArgumentParser) -> None:
@@ -56,6 +75,19 @@ def add_arguments(audit: argparse.ArgumentParser) -> None:
         "checkpoint", "sign the log's size and head (key: DATELINE_AUDIT_KEY_FILE) and keep it"
     )
     checkpoint.add_argument("--out", type=Path, metavar="FILE", help="also write it to FILE")
+    replay = action(
+        "replay",
+        "every event of a city in recording order: who, when, source, state before and "
+        "after, the rule that admitted it, what it changed, its log entry",
+    )
+    replay.add_argument("city")
+    replay.add_argument("--known-at", type=instant, metavar="INSTANT")
+    diff = action(
+        "diff", "events recorded and retracted between two record times, and what changed"
+    )
+    diff.add_argument("city")
+    diff.add_argument("--from", dest="start", type=instant, required=True, metavar="INSTANT")
+    diff.add_argument("--to", dest="end", type=instant, required=True, metavar="INSTANT")
 
 
 def run(args: argparse.Namespace, out: Out, settings: Settings) -> None:
@@ -74,6 +106,19 @@ def run(args: argparse.Namespace, out: Out, settings: Settings) -> None:
             )
         elif args.audit_command == "checkpoint":
             checkpoint(args, settings, emit)
+        elif args.audit_command in ("replay", "diff"):
+            app = Dateline(settings)
+            try:
+                if args.audit_command == "replay":
+                    rows = audit_views.replay(app, args.city, args.known_at)
+                    emit(rows, render_replay(rows))
+                else:
+                    if args.end < args.start:
+                        raise AuditFailed("--to must not be before --from")
+                    data = audit_views.diff(app, args.city, args.start, args.end)
+                    emit(data, render_diff(data))
+            finally:
+                app.close()
         else:  # argparse allows only the actions above
             raise AuditFailed(f"unknown audit command {args.audit_command!r}")
     except CheckpointError as error:
@@ -106,3 +151,58 @@ def checkpoint(
         f"checkpoint: {made.size} entries, head {made.head[:16]}..., signed by "
         f"{made.public_key[:16]}... at {made.created_at}{where}",
     )
+
+
+def describe_state(state: dict[str, Any] | None) -> str:
+    if state is None or state["status"] == "unknown":
+        return "unknown"
+    if state["status"] == "contested":
+        return f"{state['controller']}, contested by {state['contested_by']}"
+    return f"held by {state['controller']}"
+
+
+def describe_event(e: dict[str, Any]) -> str:
+    if e["type"] == "Retracted":
+        return f"Retracted {e['retracts']}: {e['reason']}"
+    if e["type"] == "Registered":
+        return f"Registered, tracked since {e['occurred_on']}, held by {e['actor']}"
+    source = f" ({e['source']['name']})" if e.get("source") else ""
+    return f"{e['type']} by {e['actor']} on {e['occurred_on']}{source}"
+
+
+def describe_change(c: dict[str, Any]) -> str:
+    to = c["to"] or "open"
+    return f"{c['from']}..{to}: {describe_state(c['before'])} -> {describe_state(c['after'])}"
+
+
+def render_replay(rows: list[dict[str, Any]]) -> str:
+    lines = []
+    for e in rows:
+        recorded = e["recorded_at"][:19].replace("T", " ")
+        lines.append(f"{e['id']}  recorded {recorded} by {e['reported_by'] or '-'}: "
+                     f"{describe_event(e)}")  # fmt: skip
+        if e["day"]:
+            lines.append(
+                f"    on {e['day']}: before {describe_state(e['state_before'])}; "
+                f"after {describe_state(e['state_after'])}"
+            )
+        if e["admitted_by"]:
+            lines.append(f"    admitted: {e['admitted_by']}")
+        for change in e["changed"]:
+            lines.append(f"    changed: {describe_change(change)}")
+        if e["log"]:
+            lines.append(
+                f"    log: entry {e['log']['position']}, hash {e['log']['entry_hash'][:16]}..."
+            )
+    return "\n".join(lines)
+
+
+def render_diff(d: dict[str, Any]) -> str:
+    lines = [
+        f"{d['city']} between {d['from']} and {d['to']}: {len(d['recorded'])} recorded, "
+        f"{len(d['retracted'])} retracted, {len(d['changed'])} runs of days answer differently"
+    ]
+    lines += [f"recorded:  {e['id']} {describe_event(e)}" for e in d["recorded"]]
+    lines += [f"retracted: {e['id']} {describe_event(e)}" for e in d["retracted"]]
+    lines += [f"changed:   {describe_change(c)}" for c in d["changed"]]
+    return "\n".join(lines)

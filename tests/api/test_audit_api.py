@@ -14,8 +14,8 @@ import pytest
 from infrastructure.audit import checkpoints
 from infrastructure.audit.guards import GuardMissing
 from infrastructure.settings import Settings
-from tests.api.conftest import open_api
-from tests.conftest import POSTGRES_URL
+from tests.api.conftest import Api, open_api
+from tests.conftest import POSTGRES_URL, ManualClock
 
 
 def test_no_checkpoint_yet_is_a_404_naming_the_command(
@@ -77,3 +77,58 @@ def test_the_service_refuses_to_start_without_its_guards(
         else "dateline_refuse_rewrite on dateline_events is not ENABLE ALWAYS"
     )
     assert expected in str(refused.value)
+
+
+def test_the_auditors_replay(seeded: Api) -> None:
+    response = seeded.get("/cities/kunduz/audit")
+    assert response.status_code == 200, response.text
+    events = response.json()
+    assert [e["id"] for e in events] == [f"kunduz-{v}" for v in range(1, 11)]
+    capture = events[2]
+    assert capture["state_before"]["status"] == "contested"
+    assert capture["state_after"]["controller"] == "Taliban"
+    assert capture["admitted_by"].startswith("captured-by-other: Taliban does not control Kunduz")
+    assert capture["changed"][0]["from"] == "2015-09-28"
+    assert capture["changed"][0]["after"]["event_id"] == "kunduz-3"
+    assert len(bytes.fromhex(capture["log"]["entry_hash"])) == 32
+    earlier = seeded.get("/cities/kunduz/audit", params={"known_at": capture["recorded_at"]})
+    assert [e["id"] for e in earlier.json()] == ["kunduz-1", "kunduz-2", "kunduz-3"]
+    assert seeded.get("/cities/kundz/audit").status_code == 404
+
+
+def test_what_changed_in_the_record(make_api: Callable[..., Api]) -> None:
+    clock = ManualClock()
+    api = make_api(clock)
+    api.register("testville")
+    clock.advance(hours=1)
+    t1 = clock.now.isoformat()
+    clock.advance(hours=1)
+    assert api.report("testville", "Captured", "2015-09-28", "Taliban").status_code == 201
+    clock.advance(hours=1)
+    assert api.report("testville", "Contested", "2015-09-20", "Taliban").status_code == 201
+    clock.advance(hours=1)
+    retract = api.post("/cities/testville/events/testville-3/retraction", "editor",
+                       json={"reason": "unconfirmed"})  # fmt: skip
+    assert retract.status_code == 201, retract.text
+    clock.advance(hours=1)
+    t2 = clock.now.isoformat()
+    response = api.get("/cities/testville/audit/diff", params={"from": t1, "to": t2})
+    assert response.status_code == 200, response.text
+    diff = response.json()
+    assert [e["id"] for e in diff["recorded"]] == ["testville-2", "testville-3"]
+    assert [e["id"] for e in diff["retracted"]] == ["testville-4"]
+    assert diff["changed"] == [
+        {
+            "from": "2015-09-28",
+            "to": None,
+            "before": {"status": "held", "controller": "Afghan government",
+                       "contested_by": None, "since": "2015-01-01", "event_id": "testville-1"},
+            "after": {"status": "held", "controller": "Taliban", "contested_by": None,
+                      "since": "2015-09-28", "event_id": "testville-2"},
+        }
+    ]  # fmt: skip
+    backwards = api.get("/cities/testville/audit/diff", params={"from": t2, "to": t1})
+    assert backwards.status_code == 422
+    assert backwards.json()["detail"][0]["field"] == "to"
+    missing = api.get("/cities/testville/audit/diff", params={"from": t1})
+    assert missing.status_code == 422
