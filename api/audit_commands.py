@@ -131,7 +131,9 @@ def verify(args: argparse.Namespace, settings: Settings, emit: Callable[[Any, st
     report = verify_store(settings.store(), against, public_key)
     emit(report.as_dict(), report.summary())
     if not report.intact:
-        raise AuditFailed(report.summary() + " (run `dateline audit verify --json` for details)")
+        problem = report.problem or {}
+        where = problem.get("event") or f"entry {problem.get('position')}"
+        raise AuditFailed(f"the record does not verify: first bad: {where} ({problem.get('what')})")
 
 
 def checkpoint(

@@ -192,42 +192,48 @@ def append_run(
     return sum(counts), sum(errors)
 
 
+def register(app: Dateline, slug: str) -> None:
+    app.register_city(
+        slug=slug, name=slug.title(), province="P", country="Afghanistan", lat=36.7,
+        lon=68.8, population=1000, initial_controller="Afghan government",
+        tracked_since=date(1990, 1, 1),
+    )  # fmt: skip
+
+
 def append_figure(
     settings: Settings, seconds: float, reps: int, threads: int = 16
 ) -> dict[str, Any]:
+    """Each run gets 16 fresh cities (a city's appends slow down as it grows, so runs
+    must start equal); the two kinds alternate, and which goes first alternates too."""
     app = Dateline(settings, migrate=True)
     hook: Callable[..., None] = audit_store.postgres_append
-    slugs = [f"city-{i}" for i in range(threads)]
-    day0 = [date(2000, 1, 1)] * threads
+    runs: dict[bool, list[float]] = {True: [], False: []}
+    loads: list[float] = []
+    errors = 0
     try:
-        for slug in slugs:
-            app.register_city(
-                slug=slug, name=slug.title(), province="P", country="Afghanistan", lat=36.7,
-                lon=68.8, population=1000, initial_controller="Afghan government",
-                tracked_since=date(1990, 1, 1),
-            )  # fmt: skip
-        with_log: list[float] = []
-        without_log: list[float] = []
-        loads: list[float] = []
-        errors = 0
-        for _ in range(reps):
-            for enabled, out in ((False, without_log), (True, with_log)):
+        for rep in range(reps):
+            order = (False, True) if rep % 2 == 0 else (True, False)
+            for enabled in order:
+                slugs = [f"city-{rep}-{int(enabled)}-{i}" for i in range(threads)]
+                for slug in slugs:
+                    register(app, slug)
                 audit_store.postgres_append = hook if enabled else (lambda *a, **k: None)  # type: ignore[assignment]
                 loads.append(load())
                 started = time.perf_counter()
-                n, e = append_run(app, slugs, seconds, day0)
-                out.append(n / (time.perf_counter() - started))
+                n, e = append_run(app, slugs, seconds, [date(2000, 1, 1)] * threads)
+                runs[enabled].append(n / (time.perf_counter() - started))
                 errors += e
+                audit_store.postgres_append = hook  # type: ignore[assignment]
         loads.append(load())
     finally:
         audit_store.postgres_append = hook  # type: ignore[assignment]
         app.close()
-    w, wo = statistics.median(with_log), statistics.median(without_log)
+    w, wo = statistics.median(runs[True]), statistics.median(runs[False])
     return {
         "threads": threads,
         "seconds_per_run": seconds,
-        "with_log_events_per_s": [round(x, 1) for x in with_log],
-        "without_log_events_per_s": [round(x, 1) for x in without_log],
+        "with_log_events_per_s": [round(x, 1) for x in runs[True]],
+        "without_log_events_per_s": [round(x, 1) for x in runs[False]],
         "with_median": round(w, 1),
         "without_median": round(wo, 1),
         "ratio": round(w / wo, 3),
@@ -244,16 +250,21 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--append-seconds", type=float, default=10.0)
     parser.add_argument("--out", type=Path, default=Path("bench/results/audit-latest.json"))
+    parser.add_argument("--only", choices=("verify", "append"), help="measure one figure")
     args = parser.parse_args()
     results: dict[str, Any] = {"started": datetime.now(UTC).isoformat(), "cpus": os.cpu_count()}
     schemas = [f"bench_audit_{uuid.uuid4().hex[:8]}" for _ in range(2)]
     try:
-        settings = Settings(database_url=args.url, postgres_schema=schemas[0])
-        results["verify"] = verify_figure(args.url, schemas[0], settings, args.events, args.reps)
-        print(json.dumps(results["verify"], indent=2), flush=True)
-        settings = Settings(database_url=args.url, postgres_schema=schemas[1])
-        results["append"] = append_figure(settings, args.append_seconds, args.reps)
-        print(json.dumps(results["append"], indent=2), flush=True)
+        if args.only in (None, "verify"):
+            settings = Settings(database_url=args.url, postgres_schema=schemas[0])
+            results["verify"] = verify_figure(
+                args.url, schemas[0], settings, args.events, args.reps
+            )
+            print(json.dumps(results["verify"], indent=2), flush=True)
+        if args.only in (None, "append"):
+            settings = Settings(database_url=args.url, postgres_schema=schemas[1])
+            results["append"] = append_figure(settings, args.append_seconds, args.reps)
+            print(json.dumps(results["append"], indent=2), flush=True)
     finally:
         with psycopg.connect(args.url, autocommit=True) as conn:
             for schema in schemas:

@@ -27,8 +27,9 @@ class GuardMissing(ConfigurationError):
     def __init__(self, store: StoreConfig, missing: list[str]) -> None:
         super().__init__(
             f"{store.describe()}: the record is not protected against rewrites: "
-            f"{'; '.join(missing)}. Run `dateline migrate` (as the owner role), "
-            "then `dateline audit verify`"
+            f"{'; '.join(missing)}. Someone with the owner's or a superuser's rights removed "
+            "them: run `dateline audit verify` to see whether the record was changed, then "
+            "recreate them as migration 0004_audit_log does"
         )
         self.missing = missing
 

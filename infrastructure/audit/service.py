@@ -81,7 +81,7 @@ def verify_store(
                 Anchor(
                     against.size,
                     bytes.fromhex(against.head),
-                    f"the checkpoint of {against.created_at} (size {against.size})",
+                    f"the checkpoint of {against.created_at}",
                 )
             )
 
