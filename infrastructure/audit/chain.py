@@ -19,7 +19,7 @@ and entries in order by the store module and stops at the first bad event.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -105,6 +105,7 @@ def verify(
     entries: Iterable[EntryRow],
     anchors: Iterable[Anchor] = (),
     name: Callable[[bytes, int], str] = lambda c, v: f"{UUID(bytes=c)}-{v}",
+    indexed: Mapping[bytes, int] | None = None,
 ) -> Verdict:
     """Re-derive every entry from the stored events; stop at the first bad one.
 
@@ -112,7 +113,9 @@ def verify(
     on notification id), the entry names the same (city, version), each city's
     versions run 1, 2, 3..., the event hashes as recorded, positions run 1, 2,
     3..., and the entry links to the one before. Anchors (checkpoints) must
-    match the head at their size, and the log must reach their size."""
+    match the head at their size, and the log must reach their size. `indexed`
+    (city -> last version in the event index, guarded like the log) catches the
+    last events of a city deleted together with their entries."""
     verdict = Verdict()
     by_size = {a.size: a for a in anchors}
     last_version: dict[bytes, int] = {}
@@ -224,6 +227,22 @@ def verify(
         en = next(en_iter, None)
 
     verdict.head = previous
+    for cid, version in sorted((indexed or {}).items()):
+        have = last_version.get(cid, 0)
+        if version > have:
+            missing = name(cid, have + 1) + (
+                f" to {name(cid, version)}" if version > have + 1 else ""
+            )
+            verdict.finding = Finding(
+                EVENT_MISSING,
+                position,
+                None,
+                cid,
+                have + 1,
+                f"{missing} is in the event index but neither stored nor in the log "
+                "(deleted with its entry)",
+            )
+            return verdict
     beyond = [a for a in by_size.values() if a.size > position]
     if beyond:
         anchor = max(beyond, key=lambda a: a.size)

@@ -89,7 +89,8 @@ def verify_store(
             slug = slugs.get(cid)
             return f"{slug}-{version}" if slug else f"city {UUID(bytes=cid)} version {version}"
 
-        verdict = verify(db.events(conn), db.entries(conn), anchors, name)
+        indexed = db.indexed_versions(conn)
+        verdict = verify(db.events(conn), db.entries(conn), anchors, name, indexed)
     seconds = time.perf_counter() - started
     problem = None
     if verdict.finding is not None:

@@ -190,6 +190,13 @@ class AuditDatabase:
         ).fetchall()
         return {(UUID(c) if isinstance(c, str) else c).bytes: s for c, s in rows}
 
+    def indexed_versions(self, conn: Any) -> dict[bytes, int]:
+        """City id (16 bytes) -> its last version according to the event index."""
+        rows = conn.execute(
+            f"SELECT city_id, max(version) FROM {self.t('dateline_event_index')} GROUP BY city_id"
+        ).fetchall()
+        return {(UUID(c) if isinstance(c, str) else c).bytes: int(v) for c, v in rows}
+
     def head(self, conn: Any) -> tuple[int, bytes]:
         row = conn.execute(
             f"SELECT position, entry_hash FROM {self.t(LOG_TABLE)} ORDER BY position DESC LIMIT 1"

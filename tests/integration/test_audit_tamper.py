@@ -129,6 +129,18 @@ def test_a_deleted_event_is_named(logged: Settings, nid: int, event: str) -> Non
     assert first_bad(verify_store(logged.store())) == (EVENT_MISSING, event)
 
 
+def test_the_last_event_deleted_with_its_entry_is_named(logged: Settings) -> None:
+    as_superuser(
+        logged,
+        "DELETE FROM {events} WHERE {nid} = 6",
+        "DELETE FROM {t}dateline_audit_log WHERE notification_id = 6",
+    )
+    result = verify_store(logged.store())
+    assert first_bad(result) == (EVENT_MISSING, "beta-3")
+    assert result.problem is not None
+    assert "in the event index but neither stored nor in the log" in result.problem["detail"]
+
+
 def test_an_event_deleted_with_its_entry_is_named(logged: Settings) -> None:
     as_superuser(
         logged,
