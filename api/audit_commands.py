@@ -17,7 +17,7 @@ from typing import Any
 
 from api import audit_views
 from infrastructure.application import Dateline
-from infrastructure.audit import checkpoints
+from infrastructure.audit import checkpoints, receipts
 from infrastructure.audit.checkpoints import CheckpointError
 from infrastructure.audit.service import take_checkpoint, verify_store
 from infrastructure.settings import Settings
@@ -75,6 +75,14 @@ def add_arguments(audit: argparse.ArgumentParser) -> None:
         "checkpoint", "sign the log's size and head (key: DATELINE_AUDIT_KEY_FILE) and keep it"
     )
     checkpoint.add_argument("--out", type=Path, metavar="FILE", help="also write it to FILE")
+    check_receipt = action(
+        "check-receipt",
+        "check a receipt offline: signature, hashes, and the answer re-folded from its events",
+    )
+    check_receipt.add_argument("file", type=Path, metavar="FILE")
+    check_receipt.add_argument(
+        "--public-key", type=Path, metavar="FILE", help="the operator's public key (hex)"
+    )
     replay = action(
         "replay",
         "every event of a city in recording order: who, when, source, state before and "
@@ -106,6 +114,8 @@ def run(args: argparse.Namespace, out: Out, settings: Settings) -> None:
             )
         elif args.audit_command == "checkpoint":
             checkpoint(args, settings, emit)
+        elif args.audit_command == "check-receipt":
+            check_receipt(args, emit)
         elif args.audit_command in ("replay", "diff"):
             app = Dateline(settings)
             try:
@@ -121,8 +131,49 @@ def run(args: argparse.Namespace, out: Out, settings: Settings) -> None:
                 app.close()
         else:  # argparse allows only the actions above
             raise AuditFailed(f"unknown audit command {args.audit_command!r}")
-    except CheckpointError as error:
+    except (CheckpointError, receipts.ReceiptsUnavailable) as error:
         raise AuditFailed(str(error)) from error
+
+
+def write_receipt(app: Dateline, answer: dict[str, Any], path: Path) -> None:
+    """`dateline status ... --receipt FILE`."""
+    try:
+        signed = receipts.issue(app, answer, datetime.now(UTC))
+    except (CheckpointError, receipts.ReceiptsUnavailable) as error:
+        raise AuditFailed(str(error)) from error
+    path.write_text(json.dumps({**answer, "receipt": signed}, indent=2) + "\n")
+
+
+def check_receipt(args: argparse.Namespace, emit: Callable[[Any, str], None]) -> None:
+    public_key = checkpoints.read_public_key(args.public_key) if args.public_key else None
+    try:
+        data = json.loads(args.file.read_text())
+    except OSError as error:
+        raise AuditFailed(f"cannot read {args.file}: {error}") from None
+    except ValueError as error:
+        raise AuditFailed(f"{args.file}: not JSON ({error})") from None
+    receipt: Any = data.get("receipt") if isinstance(data, dict) and "receipt" in data else data
+    try:
+        answer = receipts.check(receipt, public_key)
+        if receipt is not data:  # `dateline status --receipt`: the answer beside its receipt
+            for name, value in data.items():
+                if name != "receipt" and answer.get(name) != value:
+                    raise receipts.ReceiptError(
+                        f"answer: {name} is {value!r} beside the receipt, "
+                        f"{answer.get(name)!r} in it"
+                    )
+    except receipts.ReceiptError as error:
+        raise AuditFailed(f"{args.file}: the receipt does not check: {error}") from None
+    events = len(receipt["events"])
+    signer = receipt["public_key"][:16]
+    emit(
+        {"valid": True, "answer": answer, "events": events, "public_key": receipt["public_key"]},
+        f"{answer['city']} on {answer['as_of']}: {describe_state(answer)}"
+        + (f" since {answer['since']} (event {answer['event_id']})" if answer["since"] else "")
+        + f", as known at {answer['known_at']}\n"
+        f"receipt checks: signed by {signer}..., {events} events re-hashed and re-folded "
+        "to the same answer",
+    )
 
 
 def verify(args: argparse.Namespace, settings: Settings, emit: Callable[[Any, str], None]) -> None:

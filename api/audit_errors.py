@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from api.errors import concurrency_conflict, error_response
 from infrastructure.application import ConcurrencyConflict
 from infrastructure.audit.damage import UndecodableEvent, log_gap
+from infrastructure.audit.receipts import ReceiptsUnavailable
 
 
 def undecodable_event(request: Request, exc: Exception) -> JSONResponse:
@@ -39,6 +40,11 @@ async def conflict_or_gap(request: Request, exc: Exception) -> JSONResponse:
     return await concurrency_conflict(request, exc)
 
 
+async def receipts_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(503, str(exc))
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(UndecodableEvent, undecodable_event)
+    app.add_exception_handler(ReceiptsUnavailable, receipts_unavailable)
     app.add_exception_handler(ConcurrencyConflict, conflict_or_gap)

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from datetime import time as dtime
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -108,6 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=parse_instant,
         metavar="INSTANT",
         help="only what was recorded by then (default: now)",
+    )
+    status.add_argument(  # issue 9
+        "--receipt",
+        type=Path,
+        metavar="FILE",
+        help="also write a signed receipt (DATELINE_AUDIT_KEY_FILE) to FILE; "
+        "check it with `dateline audit check-receipt FILE`",
     )
 
     for name, help_text in (
@@ -294,6 +302,8 @@ class Runner:
     def status(self) -> None:
         view = self.app.status(self.args.city, self.args.as_of, self.args.known_at)
         row = status_dict(view)
+        if self.args.receipt:  # issue 9: a citable answer
+            audit_commands.write_receipt(self.app, row, self.args.receipt)
         self.emit(row, describe_status(row, view.city.name))
 
     def history(self) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
 
 from api.auth import Editor, Reader
 from api.errors import etag
@@ -19,6 +20,7 @@ from api.schemas import (
     ValidationErrorOut,
 )
 from infrastructure.application import StatusView
+from infrastructure.audit import receipts
 
 router = APIRouter(tags=["cities"])
 
@@ -93,10 +95,21 @@ def city_status(
     _: Reader,
     as_of: AsOf = None,
     known_at: KnownAt = None,
-) -> dict[str, Any]:
+    receipt: Annotated[
+        bool,
+        Query(
+            description="add a `receipt`: the answer's events and hashes, signed, "
+            "checkable offline with `dateline audit check-receipt`"
+        ),
+    ] = False,
+) -> Any:
     view = app.read_model.status(slug, as_of, resolve_known_at(app, known_at))
     response.headers["ETag"] = etag(view.version)
-    return status_dict(view)
+    answer = status_dict(view)
+    if receipt:  # issue 9: a citable answer
+        signed = receipts.issue(app, answer, app.clock())
+        return JSONResponse({**answer, "receipt": signed}, headers=dict(response.headers))
+    return answer
 
 
 @router.get(
