@@ -6,7 +6,8 @@
   against streaming the same event rows raw through one server-side cursor;
 * append: 16 threads appending in process with the hash log, against the same
   with the log's hook switched off (same schema, same code otherwise);
-* receipt: a status answer with its receipt, against the same answer without one.
+* receipt: a status answer with its signed receipt, against the same answer without
+  one (the seeds, random cities and dates, calls alternating).
 
 Runs alternate (baseline, figure, baseline, figure, ...) and report medians and
 the load average around each run: the machine is shared. The big log is made
@@ -243,6 +244,53 @@ def append_figure(
     }
 
 
+def receipt_figure(settings: Settings, n: int, key_dir: Path) -> dict[str, Any]:
+    """Status answers (read model) for random seeded cities and dates, with and without
+    a receipt, alternating call by call: per-call latency percentiles."""
+    import random
+
+    from api.presenters import status_dict
+    from infrastructure.audit import checkpoints, receipts
+    from seeds.loader import load_seeds
+
+    key = key_dir / f"bench-{uuid.uuid4().hex[:8]}.key"
+    checkpoints.generate_key(key)
+    settings = settings.model_copy(update={"audit_key_file": key})
+    app = Dateline(settings, migrate=True)
+    rng = random.Random(9)
+    try:
+        load_seeds(app)
+        slugs = app.city_slugs()
+        plain: list[float] = []
+        signed: list[float] = []
+        loads = [load()]
+        for i in range(2 * n):
+            slug = rng.choice(slugs)
+            day = date(2015, 1, 1) + timedelta(days=rng.randrange(2500))
+            started = time.perf_counter()
+            answer = status_dict(app.read_model.status(slug, day, app.clock()))
+            if i % 2:
+                receipts.issue(app, answer, app.clock())
+                signed.append(time.perf_counter() - started)
+            else:
+                plain.append(time.perf_counter() - started)
+        loads.append(load())
+    finally:
+        app.close()
+        key.unlink()
+    from bench.stats import summarize
+
+    with_r, without_r = summarize(signed), summarize(plain)
+    return {
+        "calls_each": n,
+        "with_receipt": with_r,
+        "without_receipt": without_r,
+        "p99_added_ms": round(with_r["p99_ms"] - without_r["p99_ms"], 3),
+        "target": "p99 <= 5 ms",
+        "load_avg_1m": loads,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default=DEFAULT_URL)
@@ -250,10 +298,13 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--append-seconds", type=float, default=10.0)
     parser.add_argument("--out", type=Path, default=Path("bench/results/audit-latest.json"))
-    parser.add_argument("--only", choices=("verify", "append"), help="measure one figure")
+    parser.add_argument("--receipts", type=int, default=2000, help="status calls of each kind")
+    parser.add_argument(
+        "--only", choices=("verify", "append", "receipt"), help="measure one figure"
+    )
     args = parser.parse_args()
     results: dict[str, Any] = {"started": datetime.now(UTC).isoformat(), "cpus": os.cpu_count()}
-    schemas = [f"bench_audit_{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    schemas = [f"bench_audit_{uuid.uuid4().hex[:8]}" for _ in range(3)]
     try:
         if args.only in (None, "verify"):
             settings = Settings(database_url=args.url, postgres_schema=schemas[0])
@@ -265,6 +316,10 @@ def main() -> None:
             settings = Settings(database_url=args.url, postgres_schema=schemas[1])
             results["append"] = append_figure(settings, args.append_seconds, args.reps)
             print(json.dumps(results["append"], indent=2), flush=True)
+        if args.only in (None, "receipt"):
+            settings = Settings(database_url=args.url, postgres_schema=schemas[2])
+            results["receipt"] = receipt_figure(settings, args.receipts, args.out.parent)
+            print(json.dumps(results["receipt"], indent=2), flush=True)
     finally:
         with psycopg.connect(args.url, autocommit=True) as conn:
             for schema in schemas:

@@ -16,8 +16,10 @@ database (or a later checkpoint) shows that those entries are still in the log.
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import Sequence
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -68,18 +70,19 @@ def issue(app: Dateline, answer: dict[str, Any], moment: datetime) -> dict[str, 
             "receipts are signed with the operator's key, and this server has none: "
             "set DATELINE_AUDIT_KEY_FILE (see `dateline audit keygen`)"
         )
-    key = load_private_key(key_file)
+    key = _key(str(key_file), key_file.stat().st_mtime_ns)
     cid = city_id(str(answer["city"]))
     version = int(answer["version"])
-    stored = list(app.recorder.select_events(cid, lte=version)) if version else []
     db = AuditDatabase(app.store)
     if app.store.kind == "sqlite":
         with db.connect() as conn:
-            entries, log, latest = _gather(db, conn, cid)
+            rows = db.receipt_rows(conn, cid, version)
+            size, head, latest = db.head_and_latest(conn)
     else:
         datastore: Any = getattr(app.recorder, "datastore")  # noqa: B009 - not on the protocol
         with datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as cur:
-            entries, log, latest = _gather(db, cur, cid)
+            rows = db.receipt_rows(cur, cid, version)
+            size, head, latest = db.head_and_latest(cur)
     checkpoint = None
     if latest is not None:
         checkpoint = {
@@ -87,39 +90,36 @@ def issue(app: Dateline, answer: dict[str, Any], moment: datetime) -> dict[str, 
             "public_key": latest.public_key, "signature": latest.signature,
             "format": "dateline-checkpoint/1",
         }  # fmt: skip
-    return make(answer, cid, stored, entries, log, checkpoint, key, moment)
+    return make(answer, cid, rows, (size, head), checkpoint, key, moment)
 
 
-def _gather(db: AuditDatabase, conn: Any, cid: UUID) -> tuple[Any, Any, Any]:
-    entries = {v: (p, eh, h) for p, v, eh, h in db.city_entries(conn, cid)}
-    latest = db.checkpoints(conn, latest_only=True)
-    return entries, db.head(conn), latest[0] if latest else None
+@functools.lru_cache(maxsize=4)
+def _key(path: str, mtime_ns: int) -> Ed25519PrivateKey:
+    """The signing key, read again only when its file changes."""
+    return load_private_key(Path(path))
 
 
 def make(
     answer: dict[str, Any],
     city: UUID,
-    stored: Sequence[StoredEvent],
-    entries: dict[int, tuple[int, bytes, bytes]],
+    rows: Sequence[tuple[int, str, bytes, int, bytes, bytes]],
     log: tuple[int, bytes],
     checkpoint: dict[str, Any] | None,
     key: Ed25519PrivateKey,
     moment: datetime,
 ) -> dict[str, Any]:
-    """`entries`: version -> (position, event hash, entry hash) of the city's log entries."""
-    events = []
-    for s in stored:
-        position, h, link = entries.get(s.originator_version, (0, b"", b""))
-        events.append(
-            {
-                "version": s.originator_version,
-                "topic": s.topic,
-                "state": base64.b64encode(s.state).decode("ascii"),
-                "event_hash": h.hex(),
-                "position": position,
-                "entry_hash": link.hex(),
-            }
-        )
+    """`rows`: (version, topic, state, position, event hash, entry hash), version order."""
+    events = [
+        {
+            "version": version,
+            "topic": topic,
+            "state": base64.b64encode(state).decode("ascii"),
+            "event_hash": h.hex(),
+            "position": position,
+            "entry_hash": link.hex(),
+        }
+        for version, topic, state, position, h, link in rows
+    ]
     body: dict[str, Any] = {
         "format": FORMAT,
         "answer": answer,

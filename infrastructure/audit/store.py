@@ -213,6 +213,41 @@ class AuditDatabase:
         ).fetchall()
         return [(int(p), int(v), bytes(eh), bytes(h)) for p, v, eh, h in rows]
 
+    def receipt_rows(
+        self, conn: Any, city_id: UUID, version: int
+    ) -> list[tuple[int, str, bytes, int, bytes, bytes]]:
+        """(version, topic, state, position, event hash, entry hash) of the city's events
+        up to `version`, each with its log entry (position 0 and empty hashes if none)."""
+        key: Any = city_id.hex if self.kind == "sqlite" else city_id
+        nid = "rowid" if self.kind == "sqlite" else "notification_id"
+        m = self.mark
+        rows = conn.execute(
+            f"SELECT e.originator_version, e.topic, e.state, l.position, l.event_hash, "
+            f"l.entry_hash FROM {self.events_table} e LEFT JOIN {self.t(LOG_TABLE)} l "
+            f"ON l.notification_id = e.{nid} WHERE e.originator_id = {m} "
+            f"AND e.originator_version <= {m} ORDER BY e.originator_version",
+            (key, version),
+        ).fetchall()
+        return [
+            (int(v), t, bytes(s), int(p or 0), bytes(eh or b""), bytes(h or b""))
+            for v, t, s, p, eh, h in rows
+        ]
+
+    def head_and_latest(self, conn: Any) -> tuple[int, bytes, StoredCheckpoint | None]:
+        """The log's size and head, and the latest checkpoint, in one round trip."""
+        log, cps = self.t(LOG_TABLE), self.t(CHECKPOINT_TABLE)
+        row = conn.execute(
+            f"SELECT h.position, h.entry_hash, c.id, c.size, c.head, c.created_at, "
+            f"c.public_key, c.signature FROM (SELECT 1 AS one) AS o "
+            f"LEFT JOIN (SELECT position, entry_hash FROM {log} ORDER BY position DESC LIMIT 1) "
+            f"AS h ON true LEFT JOIN (SELECT * FROM {cps} ORDER BY id DESC LIMIT 1) AS c ON true"
+        ).fetchone()
+        size, head = (int(row[0]), bytes(row[1])) if row[0] is not None else (0, GENESIS)
+        latest = None
+        if row[2] is not None:
+            latest = StoredCheckpoint(int(row[2]), int(row[3]), *row[4:])
+        return size, head, latest
+
     def entry_at(self, conn: Any, position: int) -> bytes | None:
         row = conn.execute(
             f"SELECT entry_hash FROM {self.t(LOG_TABLE)} WHERE position = {self.mark}",
