@@ -298,6 +298,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--append-seconds", type=float, default=10.0)
     parser.add_argument("--out", type=Path, default=Path("bench/results/audit-latest.json"))
+    parser.add_argument("--append-threads", type=int, default=16)
     parser.add_argument("--receipts", type=int, default=2000, help="status calls of each kind")
     parser.add_argument(
         "--only", choices=("verify", "append", "receipt"), help="measure one figure"
@@ -314,7 +315,9 @@ def main() -> None:
             print(json.dumps(results["verify"], indent=2), flush=True)
         if args.only in (None, "append"):
             settings = Settings(database_url=args.url, postgres_schema=schemas[1])
-            results["append"] = append_figure(settings, args.append_seconds, args.reps)
+            results["append"] = append_figure(
+                settings, args.append_seconds, args.reps, args.append_threads
+            )
             print(json.dumps(results["append"], indent=2), flush=True)
         if args.only in (None, "receipt"):
             settings = Settings(database_url=args.url, postgres_schema=schemas[2])
