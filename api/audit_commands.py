@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from datetime import time as dtime
 from pathlib import Path
 from typing import Any
+
+import psycopg
 
 from api import audit_views
 from infrastructure.application import Dateline
@@ -133,6 +136,12 @@ def run(args: argparse.Namespace, out: Out, settings: Settings) -> None:
             raise AuditFailed(f"unknown audit command {args.audit_command!r}")
     except (CheckpointError, receipts.ReceiptsUnavailable) as error:
         raise AuditFailed(str(error)) from error
+    except (psycopg.Error, sqlite3.Error, FileNotFoundError) as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise AuditFailed(
+            f"cannot read the audit log of {settings.store().describe()}: {first} "
+            "(is it migrated? `dateline migrate`)"
+        ) from error
 
 
 def write_receipt(app: Dateline, answer: dict[str, Any], path: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from api.cli import main
 from infrastructure.settings import Settings
 from tests.conftest import POSTGRES_URL, CliRunner
 
@@ -103,3 +104,13 @@ def test_keygen_checkpoint_and_verify_against(
     (tmp_path / "forged.json").write_text(json.dumps(forged))
     code, _ = cli("audit", "verify", "--against", str(tmp_path / "forged.json"))
     assert code == 1
+
+
+def test_verify_on_a_store_that_is_not_there_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATELINE_DATABASE_URL", f"sqlite:///{tmp_path}/none.sqlite")
+    assert main(["audit", "verify"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("dateline: error: cannot read the audit log of sqlite file ")
+    assert "Traceback" not in err
