@@ -22,6 +22,9 @@ from api import audit_views
 from infrastructure.application import Dateline
 from infrastructure.audit import checkpoints, receipts
 from infrastructure.audit.checkpoints import CheckpointError
+from infrastructure.audit.guards import expected as guard_expected
+from infrastructure.audit.guards import missing_guards, restore_guards
+from infrastructure.audit.roles import role_warnings
 from infrastructure.audit.service import take_checkpoint, verify_store
 from infrastructure.settings import Settings
 
@@ -78,6 +81,12 @@ def add_arguments(audit: argparse.ArgumentParser) -> None:
         "checkpoint", "sign the log's size and head (key: DATELINE_AUDIT_KEY_FILE) and keep it"
     )
     checkpoint.add_argument("--out", type=Path, metavar="FILE", help="also write it to FILE")
+    guards = action(
+        "guards",
+        "are the triggers refusing rewrites in place? --restore puts them back "
+        "(connects as DATELINE_MIGRATE_DATABASE_URL's role if set)",
+    )
+    guards.add_argument("--restore", action="store_true")
     check_receipt = action(
         "check-receipt",
         "check a receipt offline: signature, hashes, and the answer re-folded from its events",
@@ -117,6 +126,8 @@ def run(args: argparse.Namespace, out: Out, settings: Settings) -> None:
             )
         elif args.audit_command == "checkpoint":
             checkpoint(args, settings, emit)
+        elif args.audit_command == "guards":
+            check_guards_command(args, settings, emit)
         elif args.audit_command == "check-receipt":
             check_receipt(args, emit)
         elif args.audit_command in ("replay", "diff"):
@@ -142,6 +153,27 @@ def run(args: argparse.Namespace, out: Out, settings: Settings) -> None:
             f"cannot read the audit log of {settings.store().describe()}: {first} "
             "(is it migrated? `dateline migrate`)"
         ) from error
+
+
+def check_guards_command(
+    args: argparse.Namespace, settings: Settings, emit: Callable[[Any, str], None]
+) -> None:
+    store = settings.store()
+    if args.restore:
+        restore_guards(settings.migrate_store())
+    missing = missing_guards(store)
+    warnings = role_warnings(store)
+    expected = sum(len(t) for t in guard_expected(store.kind).values())
+    lines = [f"missing: {m}" for m in missing] or [
+        f"guards: all {expected} triggers in place{' (restored)' if args.restore else ''}"
+    ]
+    lines += [f"warning: {w}" for w in warnings]
+    emit({"missing": missing, "warnings": warnings, "restored": args.restore}, "\n".join(lines))
+    if missing:
+        raise AuditFailed(
+            f"{len(missing)} of {expected} guards missing: `dateline audit guards --restore` "
+            "as the owner role puts them back"
+        )
 
 
 def write_receipt(app: Dateline, answer: dict[str, Any], path: Path) -> None:

@@ -7,7 +7,11 @@ mode cannot skip them) and refuses to start if one is missing.
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from typing import Any
+
+import psycopg
 
 from infrastructure.audit.store import AuditDatabase
 from infrastructure.settings import ConfigurationError, StoreConfig
@@ -29,7 +33,7 @@ class GuardMissing(ConfigurationError):
             f"{store.describe()}: the record is not protected against rewrites: "
             f"{'; '.join(missing)}. Someone with the owner's or a superuser's rights removed "
             "them: run `dateline audit verify` to see whether the record was changed, then "
-            "recreate them as migration 0004_audit_log does"
+            "`dateline audit guards --restore` as the owner role"
         )
         self.missing = missing
 
@@ -74,3 +78,57 @@ def check_guards(store: StoreConfig) -> None:
     missing = missing_guards(store)
     if missing:
         raise GuardMissing(store, missing)
+
+
+def guard_statements(kind: str, schema: str) -> list[str]:
+    """The DDL that puts every guard in place; safe to run again (migration 0004 and
+    `dateline audit guards --restore`)."""
+    if kind == "sqlite":
+        statements = []
+        for table in GUARDED["sqlite"]:
+            for op in ("update", "delete"):
+                name = f"{GUARD}_{table}_{op}"
+                statements.append(f"DROP TRIGGER IF EXISTS {name}")
+                statements.append(
+                    f"CREATE TRIGGER {name} BEFORE {op.upper()} ON {table} BEGIN "
+                    f"SELECT RAISE(ABORT, 'dateline: {op.upper()} on {table} is refused: "
+                    "the record is append-only (see dateline audit verify)'); END"
+                )
+        return statements
+    s = f'"{schema}"'
+    statements = [
+        f"""CREATE OR REPLACE FUNCTION {s}.{GUARD}() RETURNS trigger LANGUAGE plpgsql AS $BODY$
+        BEGIN
+            RAISE EXCEPTION 'dateline: % on %.% is refused: the record is append-only '
+                '(see dateline audit verify)', TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME
+                USING ERRCODE = 'insufficient_privilege';
+        END; $BODY$"""
+    ]
+    for table in GUARDED["postgresql"]:
+        statements += [
+            f"DROP TRIGGER IF EXISTS {GUARD} ON {s}.{table}",
+            f"DROP TRIGGER IF EXISTS {GUARD}_truncate ON {s}.{table}",
+            f"CREATE TRIGGER {GUARD} BEFORE UPDATE OR DELETE ON {s}.{table} "
+            f"FOR EACH ROW EXECUTE FUNCTION {s}.{GUARD}()",
+            f"CREATE TRIGGER {GUARD}_truncate BEFORE TRUNCATE ON {s}.{table} "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION {s}.{GUARD}()",
+            f"ALTER TABLE {s}.{table} ENABLE ALWAYS TRIGGER {GUARD}",
+            f"ALTER TABLE {s}.{table} ENABLE ALWAYS TRIGGER {GUARD}_truncate",
+        ]
+    return statements
+
+
+def restore_guards(owner: StoreConfig) -> None:
+    """Put every guard back, connected as the tables' owner (or a superuser)."""
+    statements = guard_statements(owner.kind, owner.schema)
+    if owner.kind == "sqlite":
+        with closing(sqlite3.connect(str(owner.sqlite_path))) as conn, conn:
+            for statement in statements:
+                conn.execute(statement)
+        return
+    with psycopg.connect(
+        host=owner.host, port=owner.port, user=owner.user, password=owner.password,
+        dbname=owner.dbname,
+    ) as pg:  # fmt: skip
+        for statement in statements:
+            pg.execute(statement.encode())

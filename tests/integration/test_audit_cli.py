@@ -114,3 +114,33 @@ def test_verify_on_a_store_that_is_not_there_says_so(
     err = capsys.readouterr().err
     assert err.startswith("dateline: error: cannot read the audit log of sqlite file ")
     assert "Traceback" not in err
+
+
+def test_guards_are_reported_and_restored(
+    cli: CliRunner, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = settings.store()
+    code, out = cli("audit", "guards")
+    assert code == 0
+    assert out.splitlines()[0] == "guards: all 8 triggers in place"
+    if store.kind == "postgresql":  # the tests connect as a superuser
+        assert out.splitlines()[1].endswith(" is a superuser and could disable the rewrite guards")
+    if store.kind == "sqlite":
+        with closing(sqlite3.connect(str(store.sqlite_path))) as conn, conn:
+            conn.execute("DROP TRIGGER dateline_refuse_rewrite_dateline_audit_log_delete")
+        missing = "trigger dateline_refuse_rewrite_dateline_audit_log_delete on "
+    else:
+        with psycopg.connect(POSTGRES_URL) as pg:
+            pg.execute(  # type: ignore[call-overload]
+                f'ALTER TABLE "{store.schema}".dateline_audit_log '
+                "DISABLE TRIGGER dateline_refuse_rewrite_truncate"
+            )
+        missing = "trigger dateline_refuse_rewrite_truncate on dateline_audit_log is not "
+    code, out = cli("audit", "guards")
+    assert code == 1
+    assert out.startswith("missing: " + missing)
+    assert "1 of 8 guards missing" in capsys.readouterr().err
+    code, out = cli("audit", "guards", "--restore")
+    assert code == 0
+    assert out.splitlines()[0] == "guards: all 8 triggers in place (restored)"
+    assert cli("audit", "verify")[0] == 0

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from alembic import op
 
+from infrastructure.audit.guards import guard_statements
 from infrastructure.settings import StoreConfig
 
 revision = "0004_audit_log"
@@ -46,7 +47,7 @@ def upgrade(store: StoreConfig) -> None:
     if store.kind == "sqlite":
         _upgrade_sqlite()
     else:
-        _upgrade_postgres(f'"{store.schema}"')
+        _upgrade_postgres(f'"{store.schema}"', store.schema)
 
 
 def downgrade(store: StoreConfig) -> None:
@@ -78,13 +79,8 @@ def _upgrade_sqlite() -> None:
         created_at TEXT NOT NULL, public_key TEXT NOT NULL, signature TEXT NOT NULL)""")
     # Events written before this migration get their entries now.
     _backfill_sqlite()
-    for table in GUARDED_SQLITE:
-        for op_name in ("update", "delete"):
-            op.execute(f"""CREATE TRIGGER {GUARD}_{table}_{op_name}
-                BEFORE {op_name.upper()} ON {table} BEGIN
-                SELECT RAISE(ABORT, 'dateline: {op_name.upper()} on {table} is refused: \
-the record is append-only (see dateline audit verify)');
-                END""")
+    for statement in guard_statements("sqlite", ""):
+        op.execute(statement)
 
 
 def _backfill_sqlite() -> None:
@@ -108,7 +104,7 @@ def _backfill_sqlite() -> None:
         bind.exec_driver_sql("INSERT INTO dateline_audit_log VALUES (?, ?, ?, ?, ?, ?)", values)
 
 
-def _upgrade_postgres(s: str) -> None:
+def _upgrade_postgres(s: str, schema: str) -> None:
     op.execute(f"""CREATE TABLE {s}.dateline_audit_log (
         position bigint PRIMARY KEY, notification_id bigint NOT NULL UNIQUE,
         city_id uuid NOT NULL, version bigint NOT NULL,
@@ -148,19 +144,8 @@ def _upgrade_postgres(s: str) -> None:
             END IF;
         END; $BODY$""")
     _backfill_postgres(s)
-    op.execute(f"""CREATE FUNCTION {s}.{GUARD}() RETURNS trigger LANGUAGE plpgsql AS $BODY$
-        BEGIN
-            RAISE EXCEPTION 'dateline: % on %.% is refused: the record is append-only '
-                '(see dateline audit verify)', TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME
-                USING ERRCODE = 'insufficient_privilege';
-        END; $BODY$""")
-    for table in GUARDED_POSTGRES:
-        op.execute(f"""CREATE TRIGGER {GUARD} BEFORE UPDATE OR DELETE ON {s}.{table}
-            FOR EACH ROW EXECUTE FUNCTION {s}.{GUARD}()""")
-        op.execute(f"""CREATE TRIGGER {GUARD}_truncate BEFORE TRUNCATE ON {s}.{table}
-            FOR EACH STATEMENT EXECUTE FUNCTION {s}.{GUARD}()""")
-        op.execute(f"ALTER TABLE {s}.{table} ENABLE ALWAYS TRIGGER {GUARD}")
-        op.execute(f"ALTER TABLE {s}.{table} ENABLE ALWAYS TRIGGER {GUARD}_truncate")
+    for statement in guard_statements("postgresql", schema):
+        op.execute(statement)
 
 
 def _backfill_postgres(s: str) -> None:
