@@ -22,15 +22,18 @@ from fastapi_offline import FastAPIOffline
 from pydantic.json_schema import models_json_schema
 from starlette.types import Scope
 
+from api import audit_errors
 from api.auth import ApiSettings
 from api.conditional import ConditionalGet
 from api.cors import SplitCors
 from api.errors import MAX_BODY_BYTES, BodySizeLimit, install_error_handlers
 from api.observability import install_observability
 from api.queries import make_queries
-from api.routers import changes, cities, events, exports, health, page, status
+from api.routers import audit, changes, cities, events, exports, health, page, status
 from api.schemas import StatusFeatureCollection
 from infrastructure.application import Clock, Dateline, utc_now
+from infrastructure.audit.checkpointer import Checkpointer
+from infrastructure.audit.guards import check_guards
 from infrastructure.settings import Settings
 from infrastructure.tokens import TokenStore
 
@@ -63,6 +66,7 @@ TAGS = [
     {"name": "changes", "description": "control events across cities over a range of days"},
     {"name": "health", "description": "is the store reachable"},
     {"name": "exports", "description": "CSV for spreadsheets, Datawrapper and QGIS"},
+    {"name": "audit", "description": "the hash-linked log's signed checkpoints"},
 ]
 GZIP_MINIMUM_BYTES = 1000
 
@@ -101,6 +105,23 @@ def create_app(
             return Dateline(settings or Settings(), clock=clock or utc_now, migrate=migrate)
 
         dateline = await run_in_threadpool(open_store)
+        try:  # refuse to serve a record the database would let be rewritten
+            await run_in_threadpool(check_guards, dateline.store)
+        except Exception:
+            await run_in_threadpool(dateline.close)
+            raise
+        checkpointer = None
+        s = dateline.settings
+        if s.audit_key_file is not None:
+            checkpointer = Checkpointer(
+                dateline.store,
+                s.audit_key_file,
+                s.audit_checkpoint_events,
+                s.audit_checkpoint_minutes,
+                dateline.clock,
+            )
+            checkpointer.start()
+        api.state.checkpointer = checkpointer
         tokens = TokenStore(
             dateline.store,
             dateline.clock,
@@ -113,6 +134,8 @@ def create_app(
         try:
             yield
         finally:
+            if checkpointer is not None:
+                await run_in_threadpool(checkpointer.stop)
             await run_in_threadpool(tokens.close)
             await run_in_threadpool(dateline.close)
 
@@ -126,6 +149,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(api)
+    audit_errors.install(api)  # damage named, never a 500
     api.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     # Outermost last: CORS, then gzip, then ETag/304/Cache-Control/HEAD.
     api.add_middleware(ConditionalGet, now=app_now, position=read_position, public=reads_are_public)
@@ -136,7 +160,7 @@ def create_app(
         write_origins=config.cors_write_origins(),
     )
     install_observability(api)  # outermost: ids, logs and metrics cover everything
-    for module in (health, cities, events, status, changes, exports, page):
+    for module in (health, cities, events, status, changes, exports, page, audit):
         api.include_router(module.router)
     api.mount("/page", StaticFiles(directory=page.PAGE_DIR), name="page")
 

@@ -17,11 +17,12 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from api import instants
+from api import audit_commands, instants
 from api.presenters import event_dict, interval_dict, status_dict
 from domain.control import EventType, Source
 from domain.errors import CityNotFound, DomainError
@@ -32,6 +33,8 @@ from infrastructure.application import (
     StoreNotMigrated,
     StoreUnavailable,
 )
+from infrastructure.audit.damage import UndecodableEvent, log_gap
+from infrastructure.audit.roles import grant_service_role
 from infrastructure.settings import ConfigurationError, Settings
 
 MISSION_DATES = (date(2015, 9, 28), date(2016, 10, 3), date(2021, 8, 8))
@@ -112,6 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="INSTANT",
         help="only what was recorded by then, ISO 8601 with a time zone; a bare date "
         "means the end of that day, UTC (default: now)",
+    )
+    status.add_argument(
+        "--receipt",
+        type=Path,
+        metavar="FILE",
+        help="also write a signed receipt (DATELINE_AUDIT_KEY_FILE) to FILE; "
+        "check it with `dateline audit check-receipt FILE`",
     )
 
     for name, help_text in (
@@ -222,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
         projection_actions, "check", "compare the read model with the aggregate fold, every city"
     )
     check.add_argument("--samples", type=int, default=200, help="(as_of, known_at) pairs per city")
+    audit_commands.add_arguments(
+        command("audit", "prove the record: verify, checkpoints, receipts", json_output=False)
+    )
     return parser
 
 
@@ -298,10 +311,13 @@ class Runner:
 
     def migrate(self) -> None:
         settings = Settings()
-        store = settings.store()
+        store = settings.migrate_store()  # the owner role, if one is set
         migrations.wait_until_reachable(store, settings.migrate_retry_seconds, report=self.warn)
         migrations.upgrade(store)
         self.out(f"{store.describe()}: at migration {migrations.current_revision(store)}")
+        granted = grant_service_role(settings)
+        if granted:
+            self.out(granted)
 
     def seed(self) -> None:
         started = time.perf_counter()
@@ -338,6 +354,8 @@ class Runner:
     def status(self) -> None:
         view = self.app.status(self.args.city, self.args.as_of, self.args.known_at)
         row = status_dict(view)
+        if self.args.receipt:  # a citable answer
+            audit_commands.write_receipt(self.app, row, self.args.receipt)
         self.emit(row, describe_status(row, view.city.name))
 
     def history(self) -> None:
@@ -416,6 +434,12 @@ class Runner:
 
         projection_commands.run(self.args, self.app, self.emit)
 
+    def audit(self) -> None:
+        try:
+            audit_commands.run(self.args, self.out, Settings())
+        except audit_commands.AuditFailed as failure:
+            raise UsageError(str(failure)) from failure
+
     def run(self) -> None:
         getattr(self, self.args.command)()
 
@@ -436,9 +460,16 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
         except Exception:  # the hint is a courtesy; never hide the real error behind it
             pass
         return fail(f"{missing.message}{hint}")
+    except UndecodableEvent as damaged:  # named, never a traceback
+        return fail(damaged.describe(getattr(args, "city", None)))
+    except ConcurrencyConflict as conflict:  # a gap in the city's log, named
+        try:
+            gap = log_gap(Settings().store(), conflict.slug)
+        except Exception:  # the check is a courtesy; never hide the conflict behind it
+            gap = None
+        return fail(gap or str(conflict))
     except (
         DomainError,
-        ConcurrencyConflict,
         StoreNotMigrated,
         StoreUnavailable,
         ConfigurationError,

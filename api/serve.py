@@ -19,7 +19,10 @@ from api.app import create_app
 from api.auth import ApiSettings
 from api.observability import configure_logging
 from infrastructure.application import Dateline
-from infrastructure.settings import Settings
+from infrastructure.audit.checkpoints import CheckpointError, load_private_key
+from infrastructure.audit.guards import check_guards
+from infrastructure.audit.roles import role_warnings
+from infrastructure.settings import ConfigurationError, Settings
 
 
 def command_name() -> str:
@@ -39,6 +42,14 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> None:
     api_settings = ApiSettings()
     app = Dateline(settings)
     try:
+        check_guards(app.store)  # a record open to rewrites is not served
+        for warning in role_warnings(app.store):
+            out(f"warning: {warning} (connect as a service role: see README, Auditing)")
+        if settings.audit_key_file is not None:
+            try:
+                load_private_key(settings.audit_key_file)
+            except CheckpointError as error:
+                raise ConfigurationError(str(error)) from None
         if args.seed:
             from seeds.loader import load_seeds
 

@@ -85,6 +85,9 @@ class DateAsISO(Transcoding):
 
 def library_env(store: StoreConfig, settings: Settings) -> dict[str, str]:
     env = {"CREATE_TABLE": "false", "IS_SNAPSHOTTING_ENABLED": "y"}
+    env["MAPPER_TOPIC"] = (
+        "infrastructure.audit.damage:NamingMapper"  # names an event that does not decode
+    )
     if store.kind == "sqlite":
         return env | {
             "PERSISTENCE_MODULE": "infrastructure.recorders:DatelineSQLiteFactory",

@@ -39,6 +39,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 from psycopg_pool import PoolTimeout
 
+from infrastructure.audit import store as audit
 from infrastructure.read_model.projection import Rows
 from infrastructure.read_model.tables import (
     PROJECTION,
@@ -131,6 +132,7 @@ class SQLiteIndexedRecorder(SQLiteApplicationRecorder):
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         ids = super()._insert_events(c, stored_events, **kwargs)
+        audit.sqlite_append(c, stored_events, ids or [])  # one hash-log entry per event
         rows: list[IndexRow] = kwargs.get(INDEX_KWARG) or []
         if rows:
             c.executemany(
@@ -207,6 +209,7 @@ class PostgresIndexedRecorder(PostgresApplicationRecorder):
         self.select_slugs = SQL("SELECT slug FROM {table} WHERE version = 1 ORDER BY slug").format(
             table=table
         )
+        self.audit_append = audit.postgres_append_statement(self.datastore.schema)
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -242,6 +245,8 @@ class PostgresIndexedRecorder(PostgresApplicationRecorder):
             curs.execute(self.insert_events_statement, (rows,), prepare=True)
             with conn.cursor() as extra:
                 self._insert_dateline_rows(extra, len(stored_events), **kwargs)
+            # The hash-linked log's entries, in this transaction (and this order).
+            audit.postgres_append(conn, self.audit_append, stored_events)
             pipeline.sync()
             ids: list[int] = [row["notification_id"] for row in curs.fetchall()]
         return ids

@@ -40,9 +40,22 @@ class Settings(BaseSettings):
     writer_batch_size: int = Field(default=64, ge=1, le=1000)
     # Cities the writer keeps decided in memory (LRU), so a write does not reload.
     city_cache_size: int = Field(default=2000, ge=1)
+    # Audit: the Ed25519 key that signs checkpoints (`dateline audit keygen`),
+    # and how often the service signs one: after N new events or M minutes, whichever first.
+    audit_key_file: Path | None = None
+    audit_checkpoint_events: int = Field(default=1000, ge=1)
+    audit_checkpoint_minutes: float = Field(default=60.0, gt=0)
+    # PostgreSQL: the owner role `dateline migrate` connects as (unset: DATABASE_URL's).
+    migrate_database_url: str | None = None
 
     def store(self) -> StoreConfig:
         return StoreConfig.from_url(self.database_url, self.postgres_schema)
+
+    def migrate_store(self) -> StoreConfig:
+        """Where `dateline migrate` connects: the owner role if one is set."""
+        return StoreConfig.from_url(
+            self.migrate_database_url or self.database_url, self.postgres_schema
+        )
 
 
 @dataclass(frozen=True)

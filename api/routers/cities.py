@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request, Response
-from fastapi.responses import RedirectResponse
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import JSONResponse, RedirectResponse
 
 from api.auth import Editor, Reader
 from api.errors import etag
@@ -21,6 +21,7 @@ from api.schemas import (
     ValidationErrorOut,
 )
 from infrastructure.application import StatusView
+from infrastructure.audit import receipts
 
 router = APIRouter(tags=["cities"])
 
@@ -132,10 +133,21 @@ def city_status(
     _: Reader,
     as_of: AsOf = None,
     known_at: KnownAt = None,
-) -> dict[str, Any]:
+    receipt: Annotated[
+        bool,
+        Query(
+            description="add a `receipt`: the answer's events and hashes, signed, "
+            "checkable offline with `dateline audit check-receipt`"
+        ),
+    ] = False,
+) -> Any:
     view = app.read_model.status(slug, as_of, resolve_known_at(app, known_at))
     response.headers["ETag"] = etag(view.version)
-    return status_dict(view)
+    answer = status_dict(view)
+    if receipt:  # a citable answer
+        signed = receipts.issue(app, answer, app.clock())
+        return JSONResponse({**answer, "receipt": signed}, headers=dict(response.headers))
+    return answer
 
 
 @router.get(

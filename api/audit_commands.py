@@ -1,0 +1,302 @@
+"""`dateline audit verify | keygen | checkpoint | replay | diff`: the record proves itself.
+
+verify, keygen and checkpoint open the store with a plain connection of their
+own (not the application), so they work on a store too damaged for the service
+to open; replay and diff read through the application.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from datetime import time as dtime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from api import audit_views
+from infrastructure.application import Dateline
+from infrastructure.audit import checkpoints, receipts
+from infrastructure.audit.checkpoints import CheckpointError
+from infrastructure.audit.guards import expected as guard_expected
+from infrastructure.audit.guards import missing_guards, restore_guards
+from infrastructure.audit.roles import role_warnings
+from infrastructure.audit.service import take_checkpoint, verify_store
+from infrastructure.settings import Settings
+
+Out = Callable[[str], None]
+
+
+class AuditFailed(Exception):
+    """The log or a checkpoint did not verify, or an audit input is unusable."""
+
+
+def instant(text: str) -> datetime:
+    """ISO 8601 with a time zone; a bare date means the end of that day, UTC."""
+    try:
+        if len(text) == 10:
+            return datetime.combine(date.fromisoformat(text), dtime.max, tzinfo=UTC)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 instant (e.g. 2021-08-08T12:00:00+00:00)"
+        ) from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no time zone; add Z or +HH:MM")
+    return moment
+
+
+def add_arguments(audit: argparse.ArgumentParser) -> None:
+    actions = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+
+    def action(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = actions.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("--json", action="store_true", help="print JSON")
+        return sub
+
+    verify = action(
+        "verify",
+        "re-derive every log entry from the stored events; exit 1 naming the first bad event",
+    )
+    verify.add_argument(
+        "--against",
+        type=Path,
+        metavar="CHECKPOINT_FILE",
+        help="a signed checkpoint the log must still extend (catches rollbacks and rewrites)",
+    )
+    verify.add_argument(
+        "--public-key",
+        type=Path,
+        metavar="FILE",
+        help="the operator's public key (hex, as keygen prints it): checkpoints must be "
+        "signed by it",
+    )
+    keygen = action("keygen", "make an Ed25519 signing key; prints its public key")
+    keygen.add_argument("--out", type=Path, required=True, metavar="FILE")
+    checkpoint = action(
+        "checkpoint", "sign the log's size and head (key: DATELINE_AUDIT_KEY_FILE) and keep it"
+    )
+    checkpoint.add_argument("--out", type=Path, metavar="FILE", help="also write it to FILE")
+    guards = action(
+        "guards",
+        "are the triggers refusing rewrites in place? --restore puts them back "
+        "(connects as DATELINE_MIGRATE_DATABASE_URL's role if set)",
+    )
+    guards.add_argument("--restore", action="store_true")
+    check_receipt = action(
+        "check-receipt",
+        "check a receipt offline: signature, hashes, and the answer re-folded from its events",
+    )
+    check_receipt.add_argument("file", type=Path, metavar="FILE")
+    check_receipt.add_argument(
+        "--public-key", type=Path, metavar="FILE", help="the operator's public key (hex)"
+    )
+    replay = action(
+        "replay",
+        "every event of a city in recording order: who, when, source, state before and "
+        "after, the rule that admitted it, what it changed, its log entry",
+    )
+    replay.add_argument("city")
+    replay.add_argument("--known-at", type=instant, metavar="INSTANT")
+    diff = action(
+        "diff", "events recorded and retracted between two record times, and what changed"
+    )
+    diff.add_argument("city")
+    diff.add_argument("--from", dest="start", type=instant, required=True, metavar="INSTANT")
+    diff.add_argument("--to", dest="end", type=instant, required=True, metavar="INSTANT")
+
+
+def run(args: argparse.Namespace, out: Out, settings: Settings) -> None:
+    def emit(data: Any, text: str) -> None:
+        out(json.dumps(data, indent=2, ensure_ascii=False) if args.json else text)
+
+    try:
+        if args.audit_command == "verify":
+            verify(args, settings, emit)
+        elif args.audit_command == "keygen":
+            public = checkpoints.generate_key(args.out)
+            emit(
+                {"key_file": str(args.out), "public_key": public},
+                f"private key written to {args.out} (keep it secret; "
+                f"set DATELINE_AUDIT_KEY_FILE={args.out})\npublic key: {public}",
+            )
+        elif args.audit_command == "checkpoint":
+            checkpoint(args, settings, emit)
+        elif args.audit_command == "guards":
+            check_guards_command(args, settings, emit)
+        elif args.audit_command == "check-receipt":
+            check_receipt(args, emit)
+        elif args.audit_command in ("replay", "diff"):
+            app = Dateline(settings)
+            try:
+                if args.audit_command == "replay":
+                    rows = audit_views.replay(app, args.city, args.known_at)
+                    emit(rows, render_replay(rows))
+                else:
+                    if args.end < args.start:
+                        raise AuditFailed("--to must not be before --from")
+                    data = audit_views.diff(app, args.city, args.start, args.end)
+                    emit(data, render_diff(data))
+            finally:
+                app.close()
+        else:  # argparse allows only the actions above
+            raise AuditFailed(f"unknown audit command {args.audit_command!r}")
+    except (CheckpointError, receipts.ReceiptsUnavailable) as error:
+        raise AuditFailed(str(error)) from error
+    except (psycopg.Error, sqlite3.Error, FileNotFoundError) as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise AuditFailed(
+            f"cannot read the audit log of {settings.store().describe()}: {first} "
+            "(is it migrated? `dateline migrate`)"
+        ) from error
+
+
+def check_guards_command(
+    args: argparse.Namespace, settings: Settings, emit: Callable[[Any, str], None]
+) -> None:
+    store = settings.store()
+    if args.restore:
+        restore_guards(settings.migrate_store())
+    missing = missing_guards(store)
+    warnings = role_warnings(store)
+    expected = sum(len(t) for t in guard_expected(store.kind).values())
+    lines = [f"missing: {m}" for m in missing] or [
+        f"guards: all {expected} triggers in place{' (restored)' if args.restore else ''}"
+    ]
+    lines += [f"warning: {w}" for w in warnings]
+    emit({"missing": missing, "warnings": warnings, "restored": args.restore}, "\n".join(lines))
+    if missing:
+        raise AuditFailed(
+            f"{len(missing)} of {expected} guards missing: `dateline audit guards --restore` "
+            "as the owner role puts them back"
+        )
+
+
+def write_receipt(app: Dateline, answer: dict[str, Any], path: Path) -> None:
+    """`dateline status ... --receipt FILE`."""
+    try:
+        signed = receipts.issue(app, answer, datetime.now(UTC))
+    except (CheckpointError, receipts.ReceiptsUnavailable) as error:
+        raise AuditFailed(str(error)) from error
+    path.write_text(json.dumps({**answer, "receipt": signed}, indent=2) + "\n")
+
+
+def check_receipt(args: argparse.Namespace, emit: Callable[[Any, str], None]) -> None:
+    public_key = checkpoints.read_public_key(args.public_key) if args.public_key else None
+    try:
+        data = json.loads(args.file.read_text())
+    except OSError as error:
+        raise AuditFailed(f"cannot read {args.file}: {error}") from None
+    except ValueError as error:
+        raise AuditFailed(f"{args.file}: not JSON ({error})") from None
+    receipt: Any = data.get("receipt") if isinstance(data, dict) and "receipt" in data else data
+    try:
+        answer = receipts.check(receipt, public_key)
+        if receipt is not data:  # `dateline status --receipt`: the answer beside its receipt
+            for name, value in data.items():
+                if name != "receipt" and answer.get(name) != value:
+                    raise receipts.ReceiptError(
+                        f"answer: {name} is {value!r} beside the receipt, "
+                        f"{answer.get(name)!r} in it"
+                    )
+    except receipts.ReceiptError as error:
+        raise AuditFailed(f"{args.file}: the receipt does not check: {error}") from None
+    events = len(receipt["events"])
+    signer = receipt["public_key"][:16]
+    emit(
+        {"valid": True, "answer": answer, "events": events, "public_key": receipt["public_key"]},
+        f"{answer['city']} on {answer['as_of']}: {describe_state(answer)}"
+        + (f" since {answer['since']} (event {answer['event_id']})" if answer["since"] else "")
+        + f", as known at {answer['known_at']}\n"
+        f"receipt checks: signed by {signer}..., {events} events re-hashed and re-folded "
+        "to the same answer",
+    )
+
+
+def verify(args: argparse.Namespace, settings: Settings, emit: Callable[[Any, str], None]) -> None:
+    public_key = checkpoints.read_public_key(args.public_key) if args.public_key else None
+    against = checkpoints.read(args.against) if args.against else None
+    report = verify_store(settings.store(), against, public_key)
+    emit(report.as_dict(), report.summary())
+    if not report.intact:
+        problem = report.problem or {}
+        where = problem.get("event") or f"entry {problem.get('position')}"
+        raise AuditFailed(f"the record does not verify: first bad: {where} ({problem.get('what')})")
+
+
+def checkpoint(
+    args: argparse.Namespace, settings: Settings, emit: Callable[[Any, str], None]
+) -> None:
+    if settings.audit_key_file is None:
+        raise AuditFailed(
+            "DATELINE_AUDIT_KEY_FILE is not set: make a key with "
+            "`dateline audit keygen --out FILE` and point the variable at it"
+        )
+    made = take_checkpoint(settings.store(), settings.audit_key_file, datetime.now(UTC))
+    if args.out:
+        args.out.write_text(made.to_json())
+    where = f", written to {args.out}" if args.out else ""
+    emit(
+        json.loads(made.to_json()),
+        f"checkpoint: {made.size} entries, head {made.head[:16]}..., signed by "
+        f"{made.public_key[:16]}... at {made.created_at}{where}",
+    )
+
+
+def describe_state(state: dict[str, Any] | None) -> str:
+    if state is None or state["status"] == "unknown":
+        return "unknown"
+    if state["status"] == "contested":
+        return f"{state['controller']}, contested by {state['contested_by']}"
+    return f"held by {state['controller']}"
+
+
+def describe_event(e: dict[str, Any]) -> str:
+    if e["type"] == "Retracted":
+        return f"Retracted {e['retracts']}: {e['reason']}"
+    if e["type"] == "Registered":
+        return f"Registered, tracked since {e['occurred_on']}, held by {e['actor']}"
+    source = f" ({e['source']['name']})" if e.get("source") else ""
+    return f"{e['type']} by {e['actor']} on {e['occurred_on']}{source}"
+
+
+def describe_change(c: dict[str, Any]) -> str:
+    to = c["to"] or "open"
+    return f"{c['from']}..{to}: {describe_state(c['before'])} -> {describe_state(c['after'])}"
+
+
+def render_replay(rows: list[dict[str, Any]]) -> str:
+    lines = []
+    for e in rows:
+        recorded = e["recorded_at"][:19].replace("T", " ")
+        lines.append(f"{e['id']}  recorded {recorded} by {e['reported_by'] or '-'}: "
+                     f"{describe_event(e)}")  # fmt: skip
+        if e["day"]:
+            lines.append(
+                f"    on {e['day']}: before {describe_state(e['state_before'])}; "
+                f"after {describe_state(e['state_after'])}"
+            )
+        if e["admitted_by"]:
+            lines.append(f"    admitted: {e['admitted_by']}")
+        for change in e["changed"]:
+            lines.append(f"    changed: {describe_change(change)}")
+        if e["log"]:
+            lines.append(
+                f"    log: entry {e['log']['position']}, hash {e['log']['entry_hash'][:16]}..."
+            )
+    return "\n".join(lines)
+
+
+def render_diff(d: dict[str, Any]) -> str:
+    lines = [
+        f"{d['city']} between {d['from']} and {d['to']}: {len(d['recorded'])} recorded, "
+        f"{len(d['retracted'])} retracted, {len(d['changed'])} runs of days answer differently"
+    ]
+    lines += [f"recorded:  {e['id']} {describe_event(e)}" for e in d["recorded"]]
+    lines += [f"retracted: {e['id']} {describe_event(e)}" for e in d["retracted"]]
+    lines += [f"changed:   {describe_change(c)}" for c in d["changed"]]
+    return "\n".join(lines)

@@ -1,0 +1,336 @@
+"""Audit figures (issue 9), on PostgreSQL, each against a baseline from the same run.
+
+    .venv/bin/python -m bench.audit [--events 1000000] [--reps 3] [--append-seconds 10]
+
+* verify: `audit verify` (re-derive every entry) on a log of --events events,
+  against streaming the same event rows raw through one server-side cursor;
+* append: 16 threads appending in process with the hash log, against the same
+  with the log's hook switched off (same schema, same code otherwise);
+* receipt: a status answer with its signed receipt, against the same answer without
+  one (the seeds, random cities and dates, calls alternating).
+
+Runs alternate (baseline, figure, baseline, figure, ...) and report medians and
+the load average around each run: the machine is shared. The big log is made
+fast: real events written through the application are used as templates for
+COPYed rows of many synthetic cities, and their entries computed with the
+same chain code the recorders use, so verify sees exactly what it would see.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from domain.control import EventType, Source
+from infrastructure.application import Dateline
+from infrastructure.audit import store as audit_store
+from infrastructure.audit.chain import GENESIS, chain, event_hash
+from infrastructure.audit.service import verify_store
+from infrastructure.settings import Settings
+
+DEFAULT_URL = os.environ.get(
+    "DATELINE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+PER_CITY = 50
+
+
+def load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def fill_log(url: str, schema: str, events: int, templates: list[tuple[str, bytes]]) -> float:
+    """COPY `events` rows (PER_CITY per synthetic city) and their log entries."""
+    started = time.perf_counter()
+    ids = [
+        uuid.uuid5(uuid.NAMESPACE_URL, f"/bench/audit/{i}") for i in range(events // PER_CITY + 1)
+    ]
+    with psycopg.connect(url) as conn, conn.cursor() as cur:
+        head = conn.execute(f'SELECT count(*) FROM "{schema}".dateline_audit_log').fetchone()
+        assert head is not None and head[0] == 0, "fill an empty log"
+        hashes: list[bytes] = []
+        keys: list[tuple[uuid.UUID, int]] = []
+        with cur.copy(
+            f'COPY "{schema}".dateline_events (originator_id, originator_version, topic, state) '
+            "FROM STDIN"
+        ) as copy:
+            for i in range(events):
+                topic, state = templates[i % len(templates)]
+                key = (ids[i // PER_CITY], i % PER_CITY + 1)
+                copy.write_row((*key, topic, state))
+                keys.append(key)
+                hashes.append(event_hash(*key, topic, state))
+        # A fresh sequence (TRUNCATE ... RESTART IDENTITY): notification ids are 1..events.
+        with cur.copy(
+            f'COPY "{schema}".dateline_audit_log (position, notification_id, city_id, version, '
+            "event_hash, entry_hash) FROM STDIN"
+        ) as copy:
+            for position, (key, h, link) in enumerate(
+                zip(keys, hashes, chain(GENESIS, hashes), strict=True), start=1
+            ):
+                copy.write_row((position, position, *key, h, link))
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'VACUUM ANALYZE "{schema}".dateline_events')
+        conn.execute(f'VACUUM ANALYZE "{schema}".dateline_audit_log')
+    return time.perf_counter() - started
+
+
+def raw_stream(url: str, schema: str) -> tuple[int, float]:
+    """The baseline: the same event rows, in the same order, one server-side cursor."""
+    rows = 0
+    with psycopg.connect(url) as conn, conn.cursor(name="bench_raw") as cur:
+        cur.itersize = audit_store.FETCH_ROWS
+        started = time.perf_counter()
+        cur.execute(
+            f"SELECT notification_id, originator_id, originator_version, topic, state "
+            f'FROM "{schema}".dateline_events ORDER BY notification_id'
+        )
+        for _ in cur:
+            rows += 1
+        return rows, time.perf_counter() - started
+
+
+def verify_figure(
+    url: str, schema: str, settings: Settings, events: int, reps: int
+) -> dict[str, Any]:
+    app = Dateline(settings, migrate=True)
+    try:
+        for slug in ("alpha", "beta"):
+            app.register_city(
+                slug=slug, name=slug.title(), province="P", country="Afghanistan", lat=36.7,
+                lon=68.8, population=1000, initial_controller="Afghan government",
+                tracked_since=date(2015, 1, 1),
+            )  # fmt: skip
+            app.report(
+                slug, EventType.CONTESTED, occurred_on=date(2015, 9, 26), actor="Taliban",
+                source=Source("Reuters", "https://example.org/a-report", "a quote of some length"),
+                reported_by="reporter:amina", report_id=f"r-{slug}",
+            )  # fmt: skip
+    finally:
+        app.close()
+    with psycopg.connect(url) as conn:
+        templates = [
+            (t, bytes(s))
+            for t, s in conn.execute(
+                f'SELECT topic, state FROM "{schema}".dateline_events ORDER BY notification_id'
+            ).fetchall()
+        ]
+        guarded = ("dateline_events", "dateline_audit_log", "dateline_event_index")
+        truncate_guard = "dateline_refuse_rewrite_truncate"
+        for table in guarded:  # as the owner: the templates make way for the big log
+            conn.execute(f'ALTER TABLE "{schema}".{table} DISABLE TRIGGER {truncate_guard}')
+        tables = ", ".join(f'"{schema}".{table}' for table in guarded)
+        conn.execute(f"TRUNCATE {tables} RESTART IDENTITY")
+        for table in guarded:
+            conn.execute(f'ALTER TABLE "{schema}".{table} ENABLE ALWAYS TRIGGER {truncate_guard}')
+    fill_s = fill_log(url, schema, events, templates)
+    raw_s: list[float] = []
+    verify_s: list[float] = []
+    loads: list[float] = []
+    for _ in range(reps):
+        loads.append(load())
+        rows, seconds = raw_stream(url, schema)
+        assert rows == events
+        raw_s.append(seconds)
+        loads.append(load())
+        report = verify_store(settings.store())
+        assert report.intact and report.events == events, report.summary()
+        verify_s.append(report.seconds)
+    loads.append(load())
+    raw, ver = statistics.median(raw_s), statistics.median(verify_s)
+    return {
+        "events": events,
+        "fill_seconds": round(fill_s, 1),
+        "verify_s": [round(s, 2) for s in verify_s],
+        "raw_read_s": [round(s, 2) for s in raw_s],
+        "verify_median_s": round(ver, 2),
+        "verify_events_per_s": round(events / ver),
+        "raw_median_s": round(raw, 2),
+        "raw_rows_per_s": round(events / raw),
+        "ratio_raw_over_verify": round(raw / ver, 3),
+        "target": "ratio >= 0.25, verify <= 30 s at 1,000,000 events, >= 100,000 events/s",
+        "load_avg_1m": loads,
+    }
+
+
+def append_run(
+    app: Dateline, slugs: list[str], seconds: float, day0: list[date]
+) -> tuple[int, int]:
+    """16 threads (one per city) append Contested/Retaken pairs until the deadline."""
+    counts = [0] * len(slugs)
+    errors = [0] * len(slugs)
+    deadline = time.perf_counter() + seconds
+    source = Source("Reuters")
+
+    def work(i: int) -> None:
+        slug = slugs[i]
+        while time.perf_counter() < deadline:
+            day0[i] += timedelta(days=1)
+            try:
+                app.report(slug, EventType.CONTESTED, occurred_on=day0[i], actor="Taliban",
+                           source=source, reported_by="bench")  # fmt: skip
+                app.report(slug, EventType.RETAKEN, occurred_on=day0[i], actor="Afghan government",
+                           source=source, reported_by="bench")  # fmt: skip
+                counts[i] += 2
+            except Exception:
+                errors[i] += 1
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(slugs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(counts), sum(errors)
+
+
+def register(app: Dateline, slug: str) -> None:
+    app.register_city(
+        slug=slug, name=slug.title(), province="P", country="Afghanistan", lat=36.7,
+        lon=68.8, population=1000, initial_controller="Afghan government",
+        tracked_since=date(1990, 1, 1),
+    )  # fmt: skip
+
+
+def append_figure(
+    settings: Settings, seconds: float, reps: int, threads: int = 16
+) -> dict[str, Any]:
+    """Each run gets 16 fresh cities (a city's appends slow down as it grows, so runs
+    must start equal); the two kinds alternate, and which goes first alternates too."""
+    app = Dateline(settings, migrate=True)
+    hook: Callable[..., None] = audit_store.postgres_append
+    runs: dict[bool, list[float]] = {True: [], False: []}
+    loads: list[float] = []
+    errors = 0
+    try:
+        for rep in range(reps):
+            order = (False, True) if rep % 2 == 0 else (True, False)
+            for enabled in order:
+                slugs = [f"city-{rep}-{int(enabled)}-{i}" for i in range(threads)]
+                for slug in slugs:
+                    register(app, slug)
+                audit_store.postgres_append = hook if enabled else (lambda *a, **k: None)  # type: ignore[assignment]
+                loads.append(load())
+                started = time.perf_counter()
+                n, e = append_run(app, slugs, seconds, [date(2000, 1, 1)] * threads)
+                runs[enabled].append(n / (time.perf_counter() - started))
+                errors += e
+                audit_store.postgres_append = hook  # type: ignore[assignment]
+        loads.append(load())
+    finally:
+        audit_store.postgres_append = hook  # type: ignore[assignment]
+        app.close()
+    w, wo = statistics.median(runs[True]), statistics.median(runs[False])
+    return {
+        "threads": threads,
+        "seconds_per_run": seconds,
+        "with_log_events_per_s": [round(x, 1) for x in runs[True]],
+        "without_log_events_per_s": [round(x, 1) for x in runs[False]],
+        "with_median": round(w, 1),
+        "without_median": round(wo, 1),
+        "ratio": round(w / wo, 3),
+        "target": "ratio >= 0.9",
+        "errors": errors,
+        "load_avg_1m": loads,
+    }
+
+
+def receipt_figure(settings: Settings, n: int, key_dir: Path) -> dict[str, Any]:
+    """Status answers (read model) for random seeded cities and dates, with and without
+    a receipt, alternating call by call: per-call latency percentiles."""
+    import random
+
+    from api.presenters import status_dict
+    from infrastructure.audit import checkpoints, receipts
+    from seeds.loader import load_seeds
+
+    key = key_dir / f"bench-{uuid.uuid4().hex[:8]}.key"
+    checkpoints.generate_key(key)
+    settings = settings.model_copy(update={"audit_key_file": key})
+    app = Dateline(settings, migrate=True)
+    rng = random.Random(9)
+    try:
+        load_seeds(app)
+        slugs = app.city_slugs()
+        plain: list[float] = []
+        signed: list[float] = []
+        loads = [load()]
+        for i in range(2 * n):
+            slug = rng.choice(slugs)
+            day = date(2015, 1, 1) + timedelta(days=rng.randrange(2500))
+            started = time.perf_counter()
+            answer = status_dict(app.read_model.status(slug, day, app.clock()))
+            if i % 2:
+                receipts.issue(app, answer, app.clock())
+                signed.append(time.perf_counter() - started)
+            else:
+                plain.append(time.perf_counter() - started)
+        loads.append(load())
+    finally:
+        app.close()
+        key.unlink()
+    from bench.stats import summarize
+
+    with_r, without_r = summarize(signed), summarize(plain)
+    return {
+        "calls_each": n,
+        "with_receipt": with_r,
+        "without_receipt": without_r,
+        "p99_added_ms": round(with_r["p99_ms"] - without_r["p99_ms"], 3),
+        "target": "p99 <= 5 ms",
+        "load_avg_1m": loads,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default=DEFAULT_URL)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--append-seconds", type=float, default=10.0)
+    parser.add_argument("--out", type=Path, default=Path("bench/results/audit-latest.json"))
+    parser.add_argument("--append-threads", type=int, default=16)
+    parser.add_argument("--receipts", type=int, default=2000, help="status calls of each kind")
+    parser.add_argument(
+        "--only", choices=("verify", "append", "receipt"), help="measure one figure"
+    )
+    args = parser.parse_args()
+    results: dict[str, Any] = {"started": datetime.now(UTC).isoformat(), "cpus": os.cpu_count()}
+    schemas = [f"bench_audit_{uuid.uuid4().hex[:8]}" for _ in range(3)]
+    try:
+        if args.only in (None, "verify"):
+            settings = Settings(database_url=args.url, postgres_schema=schemas[0])
+            results["verify"] = verify_figure(
+                args.url, schemas[0], settings, args.events, args.reps
+            )
+            print(json.dumps(results["verify"], indent=2), flush=True)
+        if args.only in (None, "append"):
+            settings = Settings(database_url=args.url, postgres_schema=schemas[1])
+            results["append"] = append_figure(
+                settings, args.append_seconds, args.reps, args.append_threads
+            )
+            print(json.dumps(results["append"], indent=2), flush=True)
+        if args.only in (None, "receipt"):
+            settings = Settings(database_url=args.url, postgres_schema=schemas[2])
+            results["receipt"] = receipt_figure(settings, args.receipts, args.out.parent)
+            print(json.dumps(results["receipt"], indent=2), flush=True)
+    finally:
+        with psycopg.connect(args.url, autocommit=True) as conn:
+            for schema in schemas:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

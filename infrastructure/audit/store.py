@@ -1,0 +1,277 @@
+"""The hash-linked log in SQL, for both stores: write entries, stream them back.
+
+The recorders call `sqlite_append` / `postgres_append` inside the append's own
+transaction, after the events are inserted, so no event exists without its
+entry. On PostgreSQL the chain is extended by the migration's function
+`dateline_audit_append`, which runs in the library's pipeline (no round trip
+and no fetch before the library's sync) and takes a lock on the log so that
+entries are added one transaction at a time.
+
+Reads (`AuditDatabase`) use a plain connection of their own, so `audit verify`
+works on a store too damaged for the application to open.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, closing
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg.sql import SQL, Composed, Identifier
+
+from infrastructure.audit.chain import GENESIS, EntryRow, EventRow, chain, event_hash
+from infrastructure.settings import StoreConfig
+
+LOG_TABLE = "dateline_audit_log"
+CHECKPOINT_TABLE = "dateline_audit_checkpoints"
+APPEND_FUNCTION = "dateline_audit_append"
+FETCH_ROWS = 20_000
+# chain.event_hash's input, in PostgreSQL (sha256() of it is the event hash).
+SQL_EVENT_HASH_INPUT = (
+    "'\\x646174656c696e652d6576656e742d763100'::bytea || uuid_send(originator_id) "
+    "|| int8send(originator_version) || int2send(octet_length(topic)::int2) "
+    "|| convert_to(topic, 'UTF8') || state"
+)
+
+
+def _uuid(value: UUID | str) -> UUID:
+    return value if isinstance(value, UUID) else UUID(value)
+
+
+def event_hashes(stored_events: Sequence[Any]) -> list[bytes]:
+    return [
+        event_hash(_uuid(s.originator_id), s.originator_version, s.topic, s.state)
+        for s in stored_events
+    ]
+
+
+# ---------------------------------------------------------------- the write hooks
+def sqlite_append(
+    cursor: Any, stored_events: Sequence[Any], notification_ids: Sequence[int]
+) -> None:
+    """Add one entry per event (given in notification order) to the SQLite log.
+
+    Call after the events are inserted, in the same transaction: SQLite's write
+    lock is held from the insert on, so the head read here stays the head."""
+    if not stored_events:
+        return
+    cursor.execute(f"SELECT position, entry_hash FROM {LOG_TABLE} ORDER BY position DESC LIMIT 1")
+    head = cursor.fetchone()
+    position, previous = (int(head[0]), bytes(head[1])) if head else (0, GENESIS)
+    hashes = event_hashes(stored_events)
+    links = chain(previous, hashes)
+    cursor.executemany(
+        f"INSERT INTO {LOG_TABLE} (position, notification_id, city_id, version, event_hash, "
+        "entry_hash) VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (position + i, nid, _uuid(s.originator_id).hex, s.originator_version, h, link)
+            for i, (s, nid, h, link) in enumerate(
+                zip(stored_events, notification_ids, hashes, links, strict=True), start=1
+            )
+        ],
+    )
+
+
+def postgres_append_statement(schema: str) -> Composed:
+    return SQL("SELECT {schema}.{function}(%s::uuid[], %s::bigint[], %s::bytea[])").format(
+        schema=Identifier(schema), function=Identifier(APPEND_FUNCTION)
+    )
+
+
+def postgres_append(
+    connection: psycopg.Connection[Any], statement: Composed, stored_events: Sequence[Any]
+) -> None:
+    """Add one entry per event to the PostgreSQL log, in the library's pipeline.
+
+    Call after the library's `_insert_stored_events`, with the statement from
+    `postgres_append_statement` (build it once). A second cursor, no prepare:
+    nothing is fetched, so a conflict still surfaces at the library's sync."""
+    if not stored_events:
+        return
+    params = (
+        [_uuid(s.originator_id) for s in stored_events],
+        [s.originator_version for s in stored_events],
+        event_hashes(stored_events),
+    )
+    with connection.cursor() as audit_cursor:
+        audit_cursor.execute(statement, params, prepare=False)
+
+
+# ---------------------------------------------------------------- reading
+@dataclass(frozen=True, slots=True)
+class StoredCheckpoint:
+    id: int
+    size: int
+    head: str  # hex
+    created_at: str
+    public_key: str  # hex, raw Ed25519
+    signature: str  # hex
+
+
+class AuditDatabase:
+    """A plain connection to the store, for the audit tools."""
+
+    def __init__(self, store: StoreConfig) -> None:
+        self.store = store
+        self.kind = store.kind
+        if store.kind == "sqlite":
+            self.prefix = ""
+            self.events_table = "stored_events"
+        else:
+            self.prefix = f'"{store.schema}".'
+            self.events_table = f"{self.prefix}dateline_events"
+
+    def t(self, table: str) -> str:
+        return self.prefix + table
+
+    @property
+    def mark(self) -> str:
+        return "?" if self.kind == "sqlite" else "%s"
+
+    def connect(self) -> AbstractContextManager[Any]:
+        s = self.store
+        if s.kind == "sqlite":
+            assert s.sqlite_path is not None
+            if not s.sqlite_path.exists():
+                raise FileNotFoundError(f"no store at {s.sqlite_path}")
+            return closing(sqlite3.connect(s.sqlite_path))
+        return psycopg.connect(
+            host=s.host, port=s.port, user=s.user, password=s.password, dbname=s.dbname
+        )
+
+    # The rows, in order, as the chain check reads them.
+    def events(self, conn: Any) -> Iterator[EventRow]:
+        """Every event in notification order with its hash recomputed from the stored row.
+
+        PostgreSQL computes the hash next to the data (the same formula as
+        `chain.event_hash`, in SQL), so only 60 bytes a row cross the wire."""
+        if self.kind == "sqlite":
+            cur = conn.execute(
+                "SELECT rowid, originator_id, originator_version, topic, state "
+                "FROM stored_events ORDER BY rowid"
+            )
+            for nid, cid, v, topic, state in cur:
+                city = UUID(cid)
+                yield nid, city.bytes, v, event_hash(city, v, topic, bytes(state))
+            return
+        with conn.cursor(name="dateline_audit_events", binary=True) as cur:
+            cur.itersize = FETCH_ROWS
+            cur.execute(
+                "SELECT notification_id, uuid_send(originator_id), originator_version, "
+                f"sha256({SQL_EVENT_HASH_INPUT}) FROM {self.events_table} ORDER BY notification_id"
+            )
+            yield from cur
+
+    def entries(self, conn: Any) -> Iterator[EntryRow]:
+        if self.kind == "sqlite":
+            query = (
+                f"SELECT position, notification_id, city_id, version, event_hash, entry_hash "
+                f"FROM {self.t(LOG_TABLE)} ORDER BY position"
+            )
+            for p, nid, cid, v, eh, h in conn.execute(query):
+                yield p, nid, bytes.fromhex(cid), v, bytes(eh), bytes(h)
+            return
+        with conn.cursor(name="dateline_audit_entries", binary=True) as cur:
+            cur.itersize = FETCH_ROWS
+            cur.execute(
+                "SELECT position, notification_id, uuid_send(city_id), version, event_hash, "
+                f"entry_hash FROM {self.t(LOG_TABLE)} ORDER BY position"
+            )
+            yield from cur
+
+    def slugs(self, conn: Any) -> dict[bytes, str]:
+        """City id (16 bytes) -> slug, from the event index."""
+        rows = conn.execute(
+            f"SELECT city_id, slug FROM {self.t('dateline_event_index')} WHERE version = 1"
+        ).fetchall()
+        return {(UUID(c) if isinstance(c, str) else c).bytes: s for c, s in rows}
+
+    def indexed_versions(self, conn: Any) -> dict[bytes, int]:
+        """City id (16 bytes) -> its last version according to the event index."""
+        rows = conn.execute(
+            f"SELECT city_id, max(version) FROM {self.t('dateline_event_index')} GROUP BY city_id"
+        ).fetchall()
+        return {(UUID(c) if isinstance(c, str) else c).bytes: int(v) for c, v in rows}
+
+    def head(self, conn: Any) -> tuple[int, bytes]:
+        row = conn.execute(
+            f"SELECT position, entry_hash FROM {self.t(LOG_TABLE)} ORDER BY position DESC LIMIT 1"
+        ).fetchone()
+        return (int(row[0]), bytes(row[1])) if row else (0, GENESIS)
+
+    def city_entries(self, conn: Any, city_id: UUID) -> list[tuple[int, int, bytes, bytes]]:
+        """(position, version, event hash, entry hash) of one city's entries."""
+        key: Any = city_id.hex if self.kind == "sqlite" else city_id
+        rows = conn.execute(
+            f"SELECT position, version, event_hash, entry_hash FROM {self.t(LOG_TABLE)} "
+            f"WHERE city_id = {self.mark} ORDER BY position",
+            (key,),
+        ).fetchall()
+        return [(int(p), int(v), bytes(eh), bytes(h)) for p, v, eh, h in rows]
+
+    def receipt_rows(
+        self, conn: Any, city_id: UUID, version: int
+    ) -> list[tuple[int, str, bytes, int, bytes, bytes]]:
+        """(version, topic, state, position, event hash, entry hash) of the city's events
+        up to `version`, each with its log entry (position 0 and empty hashes if none)."""
+        key: Any = city_id.hex if self.kind == "sqlite" else city_id
+        nid = "rowid" if self.kind == "sqlite" else "notification_id"
+        m = self.mark
+        rows = conn.execute(
+            f"SELECT e.originator_version, e.topic, e.state, l.position, l.event_hash, "
+            f"l.entry_hash FROM {self.events_table} e LEFT JOIN {self.t(LOG_TABLE)} l "
+            f"ON l.notification_id = e.{nid} WHERE e.originator_id = {m} "
+            f"AND e.originator_version <= {m} ORDER BY e.originator_version",
+            (key, version),
+        ).fetchall()
+        return [
+            (int(v), t, bytes(s), int(p or 0), bytes(eh or b""), bytes(h or b""))
+            for v, t, s, p, eh, h in rows
+        ]
+
+    def head_and_latest(self, conn: Any) -> tuple[int, bytes, StoredCheckpoint | None]:
+        """The log's size and head, and the latest checkpoint, in one round trip."""
+        log, cps = self.t(LOG_TABLE), self.t(CHECKPOINT_TABLE)
+        row = conn.execute(
+            f"SELECT h.position, h.entry_hash, c.id, c.size, c.head, c.created_at, "
+            f"c.public_key, c.signature FROM (SELECT 1 AS one) AS o "
+            f"LEFT JOIN (SELECT position, entry_hash FROM {log} ORDER BY position DESC LIMIT 1) "
+            f"AS h ON true LEFT JOIN (SELECT * FROM {cps} ORDER BY id DESC LIMIT 1) AS c ON true"
+        ).fetchone()
+        size, head = (int(row[0]), bytes(row[1])) if row[0] is not None else (0, GENESIS)
+        latest = None
+        if row[2] is not None:
+            latest = StoredCheckpoint(int(row[2]), int(row[3]), *row[4:])
+        return size, head, latest
+
+    def entry_at(self, conn: Any, position: int) -> bytes | None:
+        row = conn.execute(
+            f"SELECT entry_hash FROM {self.t(LOG_TABLE)} WHERE position = {self.mark}",
+            (position,),
+        ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    # Checkpoints.
+    def save_checkpoint(
+        self, conn: Any, size: int, head: str, created_at: str, public_key: str, signature: str
+    ) -> int:
+        m = self.mark
+        row = conn.execute(
+            f"INSERT INTO {self.t(CHECKPOINT_TABLE)} (size, head, created_at, public_key, "
+            f"signature) VALUES ({m}, {m}, {m}, {m}, {m}) RETURNING id",
+            (size, head, created_at, public_key, signature),
+        ).fetchone()
+        conn.commit()
+        return int(row[0])
+
+    def checkpoints(self, conn: Any, latest_only: bool = False) -> list[StoredCheckpoint]:
+        order = "DESC LIMIT 1" if latest_only else "ASC"
+        rows = conn.execute(
+            f"SELECT id, size, head, created_at, public_key, signature "
+            f"FROM {self.t(CHECKPOINT_TABLE)} ORDER BY id {order}"
+        ).fetchall()
+        return [StoredCheckpoint(int(r[0]), int(r[1]), *r[2:]) for r in rows]
