@@ -10,7 +10,7 @@ Entry n of the log is for the n-th event in notification (recording) order:
 The event hash covers the exact bytes the store holds (the library's compact
 JSON of every field: occurred_on, actor, source, note, report_id, reported_by,
 retraction fields, timestamp), framed so that no two events share an input;
-docs/decisions.md (decision 8) says why this and not RFC 8785 over decoded fields.
+docs/decisions.md (decision 17) says why this and not RFC 8785 over decoded fields.
 
 Pure: no SQL, no clock. `verify` is fed events (with their recomputed hashes)
 and entries in order by the store module and stops at the first bad event.
