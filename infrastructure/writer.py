@@ -25,7 +25,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import psycopg
@@ -34,9 +34,6 @@ from eventsourcing.persistence import IntegrityError, InterfaceError, Operationa
 from domain.city import City, ReportOutcome
 from domain.errors import DomainError
 from domain.log import LoggedEvent, read_log
-
-if TYPE_CHECKING:
-    from infrastructure.application import Dateline
 
 log = logging.getLogger("dateline.writer")
 
@@ -94,8 +91,21 @@ class Command:
 _STOP = object()
 
 
+class Store(Protocol):
+    """What the writer needs from the application."""
+
+    def save_decided(self, cities: list[City], degraded: dict[UUID, str]) -> None:
+        """One transaction for the cities' new events (and their rows)."""
+
+    def load_city(self, cid: UUID) -> City | None:
+        """The city as stored; None if it was never registered."""
+
+    def read_model_refusal(self, error: BaseException) -> str | None:
+        """Why a read-model table refused an append's rows; None for a log conflict."""
+
+
 class CityWriter:
-    def __init__(self, app: Dateline, *, batch_size: int, cache_size: int, attempts: int) -> None:
+    def __init__(self, app: Store, *, batch_size: int, cache_size: int, attempts: int) -> None:
         self.app = app
         self.batch_size = batch_size
         self.cache_size = cache_size
