@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import sqlite3
 import tempfile
+import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -201,13 +202,24 @@ class OnDatelineStore:
         assert tables(self.store) == self.migrated_tables
 
 
+def join_threads_started_since(before: set[threading.Thread]) -> None:
+    for thread in threading.enumerate():
+        if thread not in before and not thread.daemon and thread is not threading.current_thread():
+            thread.join(timeout=30)
+
+
 class WithDatelineRecorder(OnDatelineStore):
     role: ClassVar[str]
 
     def setUp(self) -> None:
         super().setUp()
         self.factory = InfrastructureFactory.construct(self.env)
+        started_before = set(threading.enumerate())
         self.addCleanup(self.factory.close)  # type: ignore[attr-defined]
+        # Cleanups run last-in first-out: this one first. Some library cases stop
+        # their reader threads without joining them; closing SQLite's connections
+        # under a reader still running crashed the interpreter (a segfault).
+        self.addCleanup(join_threads_started_since, started_before)  # type: ignore[attr-defined]
 
     def create_recorder(self) -> Any:
         return build_recorder(self.factory, self.kind, self.role)
