@@ -12,6 +12,8 @@ any event it cannot apply.
 from __future__ import annotations
 
 import logging
+import time
+import weakref
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 from typing import Any
@@ -19,9 +21,10 @@ from uuid import UUID
 
 import psycopg
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
-from eventsourcing.persistence import JSONTranscoder, Transcoding
+from eventsourcing.persistence import JSONTranscoder, StoredEvent, Transcoding
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.utils import Environment
+from psycopg_pool import ConnectionPool
 
 from domain.city import City, ReportOutcome, city_id
 from domain.control import UNKNOWN, ControlInterval, EventType, Source
@@ -36,6 +39,7 @@ from infrastructure.read_model.tables import TABLES
 from infrastructure.recorders import (
     INDEX_KWARG,
     ROWS_KWARG,
+    SNAPSHOTS_KWARG,
     IndexRow,
     PostgresIndexedRecorder,
     SQLiteIndexedRecorder,
@@ -200,32 +204,31 @@ class Dateline(Application[UUID]):
                 projector.add(slug, e, changes[cid].get(e.originator_version))
         processing_event.saved_kwargs[INDEX_KWARG] = index
         processing_event.saved_kwargs[ROWS_KWARG] = projector.rows
+        processing_event.saved_kwargs[SNAPSHOTS_KWARG] = self._snapshots(processing_event)
         return super()._record(processing_event)
 
     def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
-        """Snapshot the saved city as it is in memory (no reload) when its new
-        events cross a multiple of its interval. A failure loses nothing: the
-        events are stored; the next snapshot comes later."""
+        """Nothing: snapshots are written in the append's own transaction (`_record`)."""
+
+    def _snapshots(self, processing_event: ProcessingEvent[UUID]) -> list[StoredEvent]:
+        """A snapshot of each saved city, from memory (no reload), when its new
+        events cross a multiple of its interval: stored with the events, in the
+        same transaction, so a snapshot costs no commit of its own."""
         if self.snapshots is None:
-            return
+            return []
         latest: dict[UUID, int] = {}
         crossed: set[UUID] = set()
+        base = self.settings.snapshot_interval
         for e in processing_event.events:
             latest[e.originator_id] = e.originator_version
-            if (
-                e.originator_version
-                % snapshot_interval(self.settings.snapshot_interval, e.originator_version)
-                == 0
-            ):
+            if e.originator_version % snapshot_interval(base, e.originator_version) == 0:
                 crossed.add(e.originator_id)
+        taken = []
         for cid in crossed:
             city = processing_event.aggregates.get(cid)
-            if not isinstance(city, City) or city.version != latest[cid]:
-                continue
-            try:
-                self.snapshots.put([City.Snapshot.take(city)])
-            except Exception:
-                log.warning("could not snapshot %s at version %s", city.slug, city.version)
+            if isinstance(city, City) and city.version == latest[cid]:
+                taken.append(self.mapper.to_stored_event(City.Snapshot.take(city)))
+        return taken
 
     def read_model_refusal(self, error: BaseException) -> str | None:
         """The read-model table that refused an append's rows, as a reason; None
@@ -467,6 +470,26 @@ class Dateline(Application[UUID]):
         if isinstance(pool.kwargs, dict):
             pool.kwargs["connect_timeout"] = max(1, round(timeout))
         pool.reconnect_timeout = timeout
+        if getattr(pool, "_check", None) is not None:  # the pool's pre-ping hook
+            pool._check = IdleCheck()
+
+
+class IdleCheck:
+    """The pool's check before lending a connection: ping only one that has not
+    been lent for a second (a busy writer's connection is fine; one idle through
+    an outage is replaced), sparing a round trip on every busy checkout."""
+
+    IDLE = 1.0
+
+    def __init__(self) -> None:
+        self._lent: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+
+    def __call__(self, conn: Any) -> None:
+        now = time.monotonic()
+        last = self._lent.get(conn)
+        self._lent[conn] = now
+        if last is None or now - last >= self.IDLE:
+            ConnectionPool.check_connection(conn)
 
 
 def snapshot_interval(base: int, version: int) -> int:

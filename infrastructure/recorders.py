@@ -25,6 +25,7 @@ from functools import wraps
 from typing import Any, TypeVar, cast
 from uuid import UUID
 
+import psycopg
 from eventsourcing import persistence
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import (
@@ -35,6 +36,7 @@ from eventsourcing.postgres import (
 )
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteFactory
 from psycopg import Cursor
+from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 from psycopg_pool import PoolTimeout
@@ -53,6 +55,7 @@ from infrastructure.read_model.tables import (
 INDEX_TABLE = "dateline_event_index"
 INDEX_KWARG = "event_index"
 ROWS_KWARG = "read_model_rows"
+SNAPSHOTS_KWARG = "snapshots"
 RETRY_AFTER = 0.1  # seconds before the one retry of a failed statement
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -150,6 +153,15 @@ class SQLiteIndexedRecorder(SQLiteApplicationRecorder):
                     for r in rows
                 ],
             )
+        snapshots: list[StoredEvent] = kwargs.get(SNAPSHOTS_KWARG) or []
+        if snapshots:
+            c.executemany(
+                "INSERT OR IGNORE INTO stored_snapshots VALUES (?, ?, ?, ?)",
+                [
+                    (UUID(str(s.originator_id)).hex, s.originator_version, s.topic, s.state)
+                    for s in snapshots
+                ],
+            )
         projected: Rows | None = kwargs.get(ROWS_KWARG)
         if projected is not None and ids:
             self.tables.write(c, projected)
@@ -187,8 +199,8 @@ class PostgresIndexedRecorder(PostgresApplicationRecorder):
         self.insert_index = SQL(
             "INSERT INTO {table} (city_id, version, slug, event_type, recorded_at, "
             "occurred_on, report_id) SELECT * FROM unnest("
-            "%s::uuid[], %s::bigint[], %s::text[], %s::text[], %s::timestamptz[], "
-            "%s::date[], %s::text[])"
+            "%b::uuid[], %b::bigint[], %b::text[], %b::text[], %b::timestamptz[], "
+            "%b::date[], %b::text[])"
         ).format(table=table)
         # Under the library's table lock these events hold the n highest ids.
         self.advance_position = SQL(
@@ -210,6 +222,11 @@ class PostgresIndexedRecorder(PostgresApplicationRecorder):
             table=table
         )
         self.audit_append = audit.postgres_append_statement(self.datastore.schema)
+        self.insert_snapshots = SQL(
+            "INSERT INTO {table} (originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) "
+            "ON CONFLICT DO NOTHING"
+        ).format(table=SQL("{}.{}").format(Identifier(schema), Identifier("dateline_snapshots")))
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -226,29 +243,35 @@ class PostgresIndexedRecorder(PostgresApplicationRecorder):
         or a read-model table refusing its rows."""
         if not stored_events:
             return None
-        with (
-            self.datastore.get_connection() as conn,
-            conn.pipeline() as pipeline,
-            conn.transaction(),
-            conn.cursor() as curs,
-        ):
-            # Raised inside the transaction, the first error rolls it back (an
-            # aborted pipeline cannot commit: psycopg would raise "pipeline aborted").
-            self._lock_table(curs)
-            self._notify_channel(curs)
-            rows = [
-                self.construct_pg_stored_event(
-                    e.originator_id, e.originator_version, e.topic, e.state
-                )
-                for e in stored_events
-            ]
-            curs.execute(self.insert_events_statement, (rows,), prepare=True)
-            with conn.cursor() as extra:
-                self._insert_dateline_rows(extra, len(stored_events), **kwargs)
-            # The hash-linked log's entries, in this transaction (and this order).
-            audit.postgres_append(conn, self.audit_append, stored_events)
-            pipeline.sync()
-            ids: list[int] = [row["notification_id"] for row in curs.fetchall()]
+        ids: list[int] = []
+        with self.datastore.get_connection() as conn:
+            failed: psycopg.Error | None = None
+            try:
+                # BEGIN ... COMMIT sent with the statements: one round trip.
+                with conn.pipeline() as pipeline, conn.cursor() as control, conn.cursor() as curs:
+                    control.execute("BEGIN")
+                    self._lock_table(curs)
+                    self._notify_channel(curs)
+                    rows = [
+                        self.construct_pg_stored_event(
+                            e.originator_id, e.originator_version, e.topic, e.state
+                        )
+                        for e in stored_events
+                    ]
+                    curs.execute(self.insert_events_statement, (rows,), prepare=True)
+                    with conn.cursor() as extra:
+                        self._insert_dateline_rows(extra, len(stored_events), **kwargs)
+                    # The hash-linked log's entries, in this transaction (and this order).
+                    audit.postgres_append(conn, self.audit_append, stored_events)
+                    control.execute("COMMIT")
+                    pipeline.sync()
+                    ids = [row["notification_id"] for row in curs.fetchall()]
+            except psycopg.Error as error:  # the first one: a conflict, or a refusal
+                failed = error
+            if failed is not None:
+                if conn.info.transaction_status != TransactionStatus.IDLE:
+                    conn.execute("ROLLBACK")  # what failed skipped the COMMIT
+                raise failed
         return ids
 
     def _insert_dateline_rows(self, curs: Cursor[DictRow], count: int, **kwargs: Any) -> None:
@@ -264,6 +287,15 @@ class PostgresIndexedRecorder(PostgresApplicationRecorder):
                 [r.report_id for r in rows],
             ]
             curs.execute(self.insert_index, columns, prepare=False)
+        snapshots: list[StoredEvent] = kwargs.get(SNAPSHOTS_KWARG) or []
+        if snapshots:
+            columns = [
+                [s.originator_id for s in snapshots],
+                [s.originator_version for s in snapshots],
+                [s.topic for s in snapshots],
+                [s.state for s in snapshots],
+            ]
+            curs.execute(self.insert_snapshots, columns, prepare=False)
         projected: Rows | None = kwargs.get(ROWS_KWARG)
         if projected is not None:
             self.tables.write(curs, projected)

@@ -77,7 +77,7 @@ def sqlite_append(
 
 
 def postgres_append_statement(schema: str) -> Composed:
-    return SQL("SELECT {schema}.{function}(%s::uuid[], %s::bigint[], %s::bytea[])").format(
+    return SQL("SELECT {schema}.{function}(%b::uuid[], %b::bigint[], %b::bytea[])").format(
         schema=Identifier(schema), function=Identifier(APPEND_FUNCTION)
     )
 

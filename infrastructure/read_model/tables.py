@@ -321,7 +321,8 @@ FACT_TYPES = (
 
 
 def _unnest(columns: str, types: str) -> str:
-    arrays = ", ".join(f"%s::{t.strip()}[]" for t in types.split(","))
+    # %b: arrays sent in binary, no text quoting of every element.
+    arrays = ", ".join(f"%b::{t.strip()}[]" for t in types.split(","))
     return f"SELECT * FROM unnest({arrays}) AS r({columns})"
 
 
@@ -335,7 +336,7 @@ class PostgresTableWriter(TableWriter):
         s = dialect.sql
         self.close_period = s(
             "UPDATE {periods} p SET known_to = c.known_to FROM unnest("
-            "%s::timestamptz[], %s::uuid[], %s::date[]) AS c(known_to, city_id, valid_from) "
+            "%b::timestamptz[], %b::uuid[], %b::date[]) AS c(known_to, city_id, valid_from) "
             "WHERE p.city_id = c.city_id AND p.valid_from = c.valid_from AND p.known_to IS NULL"
         )
         self.insert_period = s(
@@ -350,8 +351,8 @@ class PostgresTableWriter(TableWriter):
         self.retract_fact = s(
             "UPDATE {facts} f SET retracted_in = r.retracted_in, "
             "retraction_reason = r.reason, retracted_by = r.retracted_by, "
-            "retracted_at = r.retracted_at FROM unnest(%s::text[], %s::text[], %s::text[], "
-            "%s::timestamptz[], %s::uuid[], %s::bigint[]) "
+            "retracted_at = r.retracted_at FROM unnest(%b::text[], %b::text[], %b::text[], "
+            "%b::timestamptz[], %b::uuid[], %b::bigint[]) "
             "AS r(retracted_in, reason, retracted_by, retracted_at, city_id, version) "
             "WHERE f.city_id = r.city_id AND f.version = r.version"
         )
