@@ -27,7 +27,7 @@ from api.auth import ApiSettings
 from api.conditional import ConditionalGet
 from api.cors import SplitCors
 from api.errors import MAX_BODY_BYTES, BodySizeLimit, install_error_handlers
-from api.observability import install_observability
+from api.observability import configure_logging, install_observability
 from api.queries import make_queries
 from api.routers import audit, changes, cities, events, exports, health, page, status
 from api.schemas import StatusFeatureCollection
@@ -187,3 +187,10 @@ def create_app(
 
     api.openapi = openapi  # type: ignore[method-assign]
     return api
+
+
+def from_environment() -> FastAPI:
+    """The app from DATELINE_* settings alone: what each `dateline serve --workers N`
+    process builds (uvicorn's factory)."""
+    configure_logging()
+    return create_app(Settings(), api_settings=ApiSettings())

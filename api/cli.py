@@ -190,6 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="the address to listen on")
     serve.add_argument("--port", type=int, default=8000, help="the port to listen on")
     serve.add_argument("--seed", action="store_true", help="load the seeds before serving")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="server processes (default: one per core on PostgreSQL; one on SQLite, "
+        "whose writes go through one writer)",
+    )
 
     def action(group: argparse._SubParsersAction[Any], name: str, help_text: str) -> Any:
         sub = group.add_parser(

@@ -17,6 +17,7 @@ import re
 import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from psycopg_pool import ConnectionPool
 from infrastructure.settings import StoreConfig
 
 TOKEN_PREFIX = "dl_"
+VERIFIED_SECONDS = 2.0  # how long a verified token is trusted without a lookup
+VERIFIED_MAX = 10_000
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:+-]{0,99}$")
 
 
@@ -138,6 +141,7 @@ class TokenStore:
         self.connect_timeout = connect_timeout
         self._pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] | None = None
         self._pool_guard = threading.Lock()
+        self._verified: dict[str, tuple[float, TokenInfo]] = {}  # token hash -> (until, info)
         if store.kind == "sqlite":
             self._placeholder = "?"
             self._table = "dateline_tokens"
@@ -169,6 +173,7 @@ class TokenStore:
         return NewToken(TokenInfo(name, role, created_at.astimezone(UTC)), secret)
 
     def revoke(self, name: str) -> TokenInfo:
+        self._verified.clear()
         revoked_at = self.clock()
         stored_at: Any = _instant_text(revoked_at) if self.store.kind == "sqlite" else revoked_at
         with self._cursor(write=True) as cursor:
@@ -206,10 +211,18 @@ class TokenStore:
             return [_info(row) for row in cursor.fetchall()]
 
     def verify(self, secret: str) -> TokenInfo | None:
-        """The active token whose secret this is, or None (unknown or revoked)."""
+        """The active token whose secret this is, or None (unknown or revoked).
+
+        An active token is remembered for VERIFIED_SECONDS, sparing a database
+        round trip on each request: revoked here, it stops at once; revoked by
+        another process (`dateline tokens revoke`), within that time."""
         if not secret or len(secret) > 512:
             return None
         presented = hash_secret(secret)
+        now = time.monotonic()
+        remembered = self._verified.get(presented)
+        if remembered is not None and remembered[0] > now:
+            return remembered[1]
         with self._cursor() as cursor:
             cursor.execute(
                 self._sql(
@@ -222,7 +235,12 @@ class TokenStore:
         if row is None or not hmac.compare_digest(str(row[4]), presented):
             return None
         info = _info(row)
-        return info if info.active else None
+        if not info.active:
+            return None
+        if len(self._verified) >= VERIFIED_MAX:  # only real tokens get here; stay bounded
+            self._verified.clear()
+        self._verified[presented] = (now + VERIFIED_SECONDS, info)
+        return info
 
     def close(self) -> None:
         with self._pool_guard:

@@ -214,3 +214,27 @@ def test_tokens_cli(
         assert tokens.verify(created["token"]) is not None
     finally:
         tokens.close()
+
+
+def test_a_token_revoked_elsewhere_stops_within_the_verified_time(
+    make_settings: Callable[..., Settings], store_kind: str
+) -> None:
+    """The server remembers a verified token briefly (no lookup per request); a
+    revocation by another process (the command line) takes effect within that."""
+    import time
+
+    from infrastructure.application import Dateline
+    from infrastructure.tokens import VERIFIED_SECONDS
+
+    settings = make_settings(store_kind)
+    Dateline(settings, migrate=True).close()
+    server, command_line = TokenStore(settings.store()), TokenStore(settings.store())
+    try:
+        secret = command_line.create("amina", "reporter").secret
+        assert server.verify(secret) is not None
+        command_line.revoke("amina")
+        time.sleep(VERIFIED_SECONDS + 0.1)
+        assert server.verify(secret) is None
+    finally:
+        server.close()
+        command_line.close()

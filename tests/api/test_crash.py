@@ -66,7 +66,7 @@ def test_kill_9_under_sixteen_writers_loses_and_duplicates_nothing(
             tokens.close()
         port, log = free_port(), tmp_path / "server.log"
         url = f"http://127.0.0.1:{port}"
-        process = serve(env, port, log)
+        process = serve(env, port, log, "--workers", "1")  # kill -9 hits the one server
         slugs = [f"front-{n:02d}" for n in range(WRITERS)]
         with httpx.Client(base_url=url, timeout=30) as client:
             for slug in slugs:
@@ -111,7 +111,7 @@ def test_kill_9_under_sixteen_writers_loses_and_duplicates_nothing(
         print(f"\n[{kind}] killed with {len(acked)} acknowledged, {len(unanswered)} unanswered")
         assert len(acked) >= 100
 
-        process = serve(env, port, log)  # restart: catches up whatever it must
+        process = serve(env, port, log, "--workers", "1")  # restart: catches up whatever it must
         with httpx.Client(base_url=url, timeout=30) as client:
             repeated = Counter()
             for slug, body in unanswered:
