@@ -48,9 +48,23 @@ class Settings(BaseSettings):
     audit_checkpoint_minutes: float = Field(default=60.0, gt=0)
     # PostgreSQL: the owner role `dateline migrate` connects as (unset: DATABASE_URL's).
     migrate_database_url: str | None = None
+    # HTTP: reads without a token (writes always need one).
+    public_reads: bool = True
+    # HTTP: comma-separated origins a page on another site may call from. `*` lets
+    # any origin read; writes are allowed only from origins named explicitly.
+    cors_origins: str = "*"
 
     def store(self) -> StoreConfig:
         return StoreConfig.from_url(self.database_url, self.postgres_schema)
+
+    def cors_read_origins(self) -> list[str]:
+        return ["*"] if "*" in self._origins() else self.cors_write_origins()
+
+    def cors_write_origins(self) -> list[str]:
+        return [o for o in self._origins() if o != "*"]
+
+    def _origins(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
 
     def migrate_store(self) -> StoreConfig:
         """Where `dateline migrate` connects: the owner role if one is set."""

@@ -16,7 +16,6 @@ from pathlib import Path
 import uvicorn
 
 from api.app import create_app
-from api.auth import ApiSettings
 from api.observability import configure_logging
 from infrastructure.application import Dateline
 from infrastructure.audit.checkpoints import CheckpointError, load_private_key
@@ -39,7 +38,6 @@ def command_name() -> str:
 
 def run(args: argparse.Namespace, out: Callable[[str], None]) -> None:
     settings = Settings()
-    api_settings = ApiSettings()
     app = Dateline(settings)
     try:
         check_guards(app.store)  # a record open to rewrites is not served
@@ -66,14 +64,14 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> None:
 
     host = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{host}:{args.port}"
-    reads = "public" if api_settings.public_reads else "need a token (DATELINE_PUBLIC_READS=false)"
+    reads = "public" if settings.public_reads else "need a token (DATELINE_PUBLIC_READS=false)"
     out(f"Dateline API on {url}  (docs: {url}/docs)")
     out(f"the page: {url}/  (map, table, city panels; CSV at {url}/status.csv)")
     out(f"store: {store}: {cities} cities, {events} events; reads {reads}")
     out(f"to write, get a token: {command_name()} tokens create --name you --role reporter")
     configure_logging()
     uvicorn.run(
-        create_app(settings, api_settings=api_settings),
+        create_app(settings),
         host=args.host,
         port=args.port,
         log_config=None,  # configure_logging's handler, for uvicorn's lines too
