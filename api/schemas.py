@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from api import instants
+from domain.city import MAX_LATITUDE, MAX_LONGITUDE, MAX_POPULATION, MAX_PROSE, MAX_TEXT
 from domain.control import EventType, Status
 
 DAY_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -57,6 +58,10 @@ def printable(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(printable)]
+# The domain enforces the lengths (after collapsing white space, with its own
+# messages); the schema states them.
+Label = Annotated[Text, Field(json_schema_extra={"maxLength": MAX_TEXT})]
+Prose = Annotated[Text, Field(json_schema_extra={"maxLength": MAX_PROSE})]
 Day = Annotated[date, BeforeValidator(parse_day)]
 Instant = Annotated[datetime, BeforeValidator(parse_instant)]
 
@@ -87,20 +92,20 @@ class CityIn(Request):
         max_length=64,
         description="lower-case letters, digits and single hyphens; the city's key for good",
     )
-    name: Text
-    province: Text
-    country: Text
-    lat: float = Field(ge=-90, le=90, allow_inf_nan=False)
-    lon: float = Field(ge=-180, le=180, allow_inf_nan=False)
-    population: int | None = Field(default=None, ge=0, le=1_000_000_000)
-    initial_controller: Text = Field(description="who held the city when tracking begins")
+    name: Label
+    province: Label
+    country: Label
+    lat: float = Field(ge=-MAX_LATITUDE, le=MAX_LATITUDE, allow_inf_nan=False)
+    lon: float = Field(ge=-MAX_LONGITUDE, le=MAX_LONGITUDE, allow_inf_nan=False)
+    population: int | None = Field(default=None, ge=0, le=MAX_POPULATION)
+    initial_controller: Label = Field(description="who held the city when tracking begins")
     tracked_since: Day = Field(description="the first day the record covers (YYYY-MM-DD)")
 
 
 class SourceIn(Request):
-    name: Text = Field(description="who says so, e.g. a news outlet")
-    url: Text | None = None
-    quote: Text | None = None
+    name: Label = Field(description="who says so, e.g. a news outlet")
+    url: Prose | None = None
+    quote: Prose | None = None
 
 
 class ReportIn(Request):
@@ -125,10 +130,10 @@ class ReportIn(Request):
 
     type: EventType
     occurred_on: Day = Field(description="the day it happened in the world (YYYY-MM-DD)")
-    actor: Text = Field(description="who contested, captured or retook the city")
+    actor: Label = Field(description="who contested, captured or retook the city")
     source: SourceIn
-    note: Text | None = None
-    report_id: Text | None = Field(
+    note: Prose | None = None
+    report_id: Label | None = Field(
         default=None,
         description="your id for this report: a repeat with the same id writes nothing "
         "(the Idempotency-Key header does the same)",
@@ -142,7 +147,7 @@ class RetractionIn(Request):
         }
     )
 
-    reason: Text = Field(description="why the event is withdrawn; kept in the log for good")
+    reason: Prose = Field(description="why the event is withdrawn; kept in the log for good")
 
 
 # ---------------------------------------------------------------- responses
