@@ -24,7 +24,7 @@ from api.cli.audit import AuditFailed, write_receipt
 from api.cli.audit import run as run_audit
 from api.cli.parser import build_parser
 from api.cli.render import HISTORY_COLUMNS, UsageError, describe_status, history_rows, table
-from api.presenters import event_dict, interval_dict, status_dict
+from api.schemas import CityStatusOut, EventOut, IntervalOut, StatusOut, dump
 from domain.control import Source
 from domain.errors import CityNotFound, DomainError
 from infrastructure import migrations
@@ -91,12 +91,7 @@ class Runner:
         return load_seeds(self.app)
 
     def cities(self) -> None:
-        rows = []
-        for slug in self.app.city_slugs():
-            view = self.app.status(slug)
-            rows.append(
-                {**status_dict(view), "name": view.city.name, "province": view.city.province}
-            )
+        rows = [dump(CityStatusOut, self.app.status(slug)) for slug in self.app.city_slugs()]
         self.emit(
             rows,
             table(
@@ -106,18 +101,18 @@ class Runner:
 
     def status(self) -> None:
         view = self.app.status(self.args.city, self.args.as_of, self.args.known_at)
-        row = status_dict(view)
+        row = dump(StatusOut, view)
         if self.args.receipt:  # a citable answer
             write_receipt(self.app, row, self.args.receipt)
         self.emit(row, describe_status(row, view.city.name))
 
     def history(self) -> None:
-        events = [event_dict(e) for e in self.app.history(self.args.city, self.args.known_at)]
+        events = [dump(EventOut, e) for e in self.app.history(self.args.city, self.args.known_at)]
         self.emit(events, table(history_rows(events), HISTORY_COLUMNS))
 
     def timeline(self) -> None:
         _, intervals = self.app.timeline(self.args.city, self.args.known_at)
-        rows = [interval_dict(i) for i in intervals]
+        rows = [dump(IntervalOut, i) for i in intervals]
         self.emit(
             rows, table(rows, ("from", "to", "status", "controller", "contested_by", "event_id"))
         )
@@ -137,7 +132,7 @@ class Runner:
         verb = "recorded" if result.created else "already recorded (nothing written)"
         e = result.event
         self.emit(
-            {**event_dict(e), "created": result.created},
+            {**dump(EventOut, e), "created": result.created},
             f"{verb}: {e.id} {e.type} by {e.actor} on {e.occurred_on}",
         )
 
@@ -145,7 +140,7 @@ class Runner:
         a = self.args
         result = self.app.retract(a.city, a.event_id, reason=a.reason, retracted_by=a.editor)
         self.emit(
-            event_dict(result.event),
+            dump(EventOut, result.event),
             f"recorded: {result.event.id} retracts {a.event_id} ({a.reason})",
         )
 
@@ -157,10 +152,10 @@ class Runner:
         )
         self.out("Kunduz on the mission's three dates:")
         for day in MISSION_DATES:
-            row = status_dict(self.app.status("kunduz", day))
+            row = dump(StatusOut, self.app.status("kunduz", day))
             self.out("  " + describe_status(row, "Kunduz"))
         self.out("\nKunduz, its log in recording order:")
-        events = [event_dict(e) for e in self.app.history("kunduz")]
+        events = [dump(EventOut, e) for e in self.app.history("kunduz")]
         self.out(table(history_rows(events), HISTORY_COLUMNS))
         self.out("\nTry: dateline status kunduz --as-of 2015-09-28   (see README.md)")
 
