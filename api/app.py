@@ -23,7 +23,6 @@ from pydantic.json_schema import models_json_schema
 from starlette.types import Scope
 
 from api import audit_errors
-from api.auth import ApiSettings
 from api.conditional import ConditionalGet
 from api.cors import SplitCors
 from api.errors import MAX_BODY_BYTES, BodySizeLimit, install_error_handlers
@@ -82,7 +81,7 @@ def read_position(scope: Scope) -> int:
 
 
 def reads_are_public(scope: Scope) -> bool:
-    settings: ApiSettings | None = getattr(scope["app"].state, "api_settings", None)
+    settings: Settings | None = getattr(scope["app"].state, "settings", None)
     return settings is None or settings.public_reads
 
 
@@ -90,19 +89,19 @@ def create_app(
     settings: Settings | None = None,
     clock: Clock | None = None,
     *,
-    api_settings: ApiSettings | None = None,
     migrate: bool | None = None,
 ) -> FastAPI:
-    """The API over the store `settings` names (default: DATELINE_* variables).
+    """The API over the store `settings` names (default: DATELINE_* variables), with
+    their public_reads and cors_origins.
 
     `clock` replaces the wall clock (tests); `migrate` is passed to `Dateline`
     (default: SQLite migrates itself, PostgreSQL must be migrated already)."""
-    config = api_settings or ApiSettings()
+    config = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
         def open_store() -> Dateline:
-            return Dateline(settings or Settings(), clock=clock or utc_now, migrate=migrate)
+            return Dateline(config, clock=clock or utc_now, migrate=migrate)
 
         dateline = await run_in_threadpool(open_store)
         try:  # refuse to serve a record the database would let be rewritten
@@ -130,7 +129,6 @@ def create_app(
         api.state.dateline = dateline
         api.state.tokens = tokens
         api.state.queries = make_queries(dateline)
-        api.state.api_settings = config
         try:
             yield
         finally:
@@ -148,6 +146,7 @@ def create_app(
         openapi_tags=TAGS,
         lifespan=lifespan,
     )
+    api.state.settings = config
     install_error_handlers(api)
     audit_errors.install(api)  # damage named, never a 500
     api.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
@@ -193,4 +192,4 @@ def from_environment() -> FastAPI:
     """The app from DATELINE_* settings alone: what each `dateline serve --workers N`
     process builds (uvicorn's factory)."""
     configure_logging()
-    return create_app(Settings(), api_settings=ApiSettings())
+    return create_app(Settings())

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from api.presenters import event_dict
+from api.schemas import EventOut, dump
 from domain.changes import Change, changes
 from domain.city import city_id
 from domain.control import ControlState, Status
@@ -90,7 +90,7 @@ def replay(app: Dateline, slug: str, known_at: datetime | None = None) -> list[d
         after = app.status(slug, day, after_at).state if day else None
         _, old = app.timeline(slug, before_at)
         _, new = app.timeline(slug, after_at)
-        row = event_dict(e)
+        row = dump(EventOut, e)
         row.update(
             {
                 "day": day.isoformat() if day else None,
@@ -114,7 +114,7 @@ def diff(app: Dateline, slug: str, start: datetime, end: datetime) -> dict[str, 
         "city": slug,
         "from": start.isoformat(),
         "to": end.isoformat(),
-        "recorded": [event_dict(e) for e in recorded if e.type != "Retracted"],
-        "retracted": [event_dict(e) for e in recorded if e.type == "Retracted"],
+        "recorded": [dump(EventOut, e) for e in recorded if e.type != "Retracted"],
+        "retracted": [dump(EventOut, e) for e in recorded if e.type == "Retracted"],
         "changed": [change_dict(c) for c in changes(old, new)],
     }

@@ -13,34 +13,13 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from api.errors import ApiError
+from infrastructure.settings import Settings
 from infrastructure.tokens import Role, TokenStore
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="dateline"'}
 HOW_TO_GET_ONE = "create one with `dateline tokens create --name NAME --role ROLE`"
-
-
-class ApiSettings(BaseSettings):
-    """The API's own DATELINE_* settings (the store's are in infrastructure.settings)."""
-
-    model_config = SettingsConfigDict(env_prefix="DATELINE_", extra="ignore")
-
-    public_reads: bool = True
-    # Comma-separated origins a page on another site may call from. `*` lets any
-    # origin read; writes are allowed only from origins named explicitly.
-    cors_origins: str = "*"
-
-    def cors_read_origins(self) -> list[str]:
-        origins = self.cors_write_origins()
-        return ["*"] if "*" in self._origins() else origins
-
-    def cors_write_origins(self) -> list[str]:
-        return [o for o in self._origins() if o != "*"]
-
-    def _origins(self) -> list[str]:
-        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,16 +40,17 @@ def unauthorized(detail: str) -> ApiError:
     return ApiError(401, detail, headers=CHALLENGE)
 
 
-def authenticate(request: Request) -> Principal | None:
-    """The token's principal; None if no Authorization header; 401 if it is bad."""
-    header = request.headers.get("authorization")
-    if header is None:
+def authenticate(
+    request: Request, credentials: HTTPAuthorizationCredentials | None
+) -> Principal | None:
+    """The principal of the token `HTTPBearer` read; None if no Authorization header
+    was sent; 401 if the header is not `Bearer <token>` or the token is bad."""
+    if credentials is None:
+        if "authorization" in request.headers:  # sent, but HTTPBearer could not read it
+            raise unauthorized("the Authorization header must be `Bearer <token>`")
         return None
-    scheme, _, secret = header.strip().partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
-        raise unauthorized("the Authorization header must be `Bearer <token>`")
     tokens: TokenStore = request.app.state.tokens
-    info = tokens.verify(secret.strip())
+    info = tokens.verify(credentials.credentials.strip())
     if info is None:
         raise unauthorized(f"the token is unknown or revoked; {HOW_TO_GET_ONE}")
     return Principal(info.name, info.role)
@@ -82,11 +62,11 @@ def require(role: Role) -> Callable[..., Principal]:
 
     def dependency(
         request: Request,
-        _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
     ) -> Principal:
-        principal = authenticate(request)
+        principal = authenticate(request, credentials)
         if principal is None:
-            settings: ApiSettings = request.app.state.api_settings
+            settings: Settings = request.app.state.settings
             if role is Role.READER and settings.public_reads:
                 return ANONYMOUS
             raise unauthorized(

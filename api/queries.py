@@ -1,9 +1,9 @@
 """Queries across cities, behind one small interface.
 
-`GET /status`, `GET /cities` and `GET /changes` read through `ControlQueries`,
-answered by the bitemporal read model (`ReadModelQueries`). `ApplicationQueries`
-folds every city through the aggregates instead: the reference the read model
-is tested against.
+`GET /status`, `GET /cities`, `GET /changes`, their CSV exports and `dateline
+export` read through `ControlQueries`, answered by the bitemporal read model
+(`ReadModelQueries`, one query per request); `dateline projections check`
+compares that read model with the aggregates' fold (`infrastructure.read_model.check`).
 
 `changes` lists control events (Contested, Captured, Retaken) whose
 `occurred_on` lies in [start, end], as the record stood at `known_at`. An
@@ -17,7 +17,6 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Protocol
 
-from domain.errors import CityNotFound
 from domain.log import LoggedEvent
 from infrastructure.application import Dateline, StatusView
 
@@ -32,42 +31,6 @@ class ControlQueries(Protocol):
     ) -> list[LoggedEvent]:
         """Control events with occurred_on in [start, end], in date order."""
         ...
-
-
-class ApplicationQueries:
-    """Answers by folding every city through the application's public methods."""
-
-    def __init__(self, app: Dateline) -> None:
-        self.app = app
-
-    def all_statuses(self, as_of: date | None, known_at: datetime) -> list[StatusView]:
-        views = []
-        for slug in self.app.city_slugs():
-            try:
-                views.append(self.app.status(slug, as_of, known_at))
-            except CityNotFound:  # listed by the index, gone from the store: skip it
-                continue
-        return views
-
-    def changes(
-        self, start: date, end: date, known_at: datetime, *, include_retracted: bool = False
-    ) -> list[LoggedEvent]:
-        found: list[LoggedEvent] = []
-        for slug in self.app.city_slugs():
-            try:
-                history = self.app.history(slug, known_at)
-            except CityNotFound:
-                continue
-            found.extend(
-                event
-                for event in history
-                if event.is_control_event
-                and event.occurred_on is not None
-                and start <= event.occurred_on <= end
-                and (include_retracted or event.retracted is None)
-            )
-        found.sort(key=lambda e: (e.occurred_on or start, e.city, e.version))
-        return found
 
 
 class ReadModelQueries:
@@ -91,16 +54,6 @@ class ReadModelQueries:
 
 def make_queries(app: Dateline) -> ControlQueries:
     return ReadModelQueries(app)
-
-
-def all_statuses(app: Dateline, as_of: date | None, known_at: datetime) -> list[StatusView]:
-    return make_queries(app).all_statuses(as_of, known_at)
-
-
-def changes(
-    app: Dateline, start: date, end: date, known_at: datetime, *, include_retracted: bool = False
-) -> list[LoggedEvent]:
-    return make_queries(app).changes(start, end, known_at, include_retracted=include_retracted)
 
 
 def causing_sources(app: Dateline, views: list[StatusView]) -> dict[str, LoggedEvent]:

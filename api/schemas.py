@@ -1,8 +1,10 @@
 """Request and response bodies of the HTTP API, with examples from the Kunduz seeds.
 
 Requests forbid unknown fields, so a typo (or an attempt to set `reported_by`,
-which always comes from the token) is a 422 naming the field. Responses are the
-dicts of `api.presenters`, validated against these models.
+which always comes from the token) is a 422 naming the field. Responses are
+built from the views' attributes (`StatusOut.model_validate(view)`): one
+definition of each shape, for HTTP and for the command line's `--json`
+(`dump`).
 """
 
 from __future__ import annotations
@@ -11,10 +13,20 @@ import re
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AliasPath,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 from api import instants
+from domain.city import MAX_LATITUDE, MAX_LONGITUDE, MAX_POPULATION, MAX_PROSE, MAX_TEXT
 from domain.control import EventType, Status
+from infrastructure.views import StatusView
 
 DAY_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
@@ -57,6 +69,10 @@ def printable(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(printable)]
+# The domain enforces the lengths (after collapsing white space, with its own
+# messages); the schema states them.
+Label = Annotated[Text, Field(json_schema_extra={"maxLength": MAX_TEXT})]
+Prose = Annotated[Text, Field(json_schema_extra={"maxLength": MAX_PROSE})]
 Day = Annotated[date, BeforeValidator(parse_day)]
 Instant = Annotated[datetime, BeforeValidator(parse_instant)]
 
@@ -87,20 +103,20 @@ class CityIn(Request):
         max_length=64,
         description="lower-case letters, digits and single hyphens; the city's key for good",
     )
-    name: Text
-    province: Text
-    country: Text
-    lat: float = Field(ge=-90, le=90, allow_inf_nan=False)
-    lon: float = Field(ge=-180, le=180, allow_inf_nan=False)
-    population: int | None = Field(default=None, ge=0, le=1_000_000_000)
-    initial_controller: Text = Field(description="who held the city when tracking begins")
+    name: Label
+    province: Label
+    country: Label
+    lat: float = Field(ge=-MAX_LATITUDE, le=MAX_LATITUDE, allow_inf_nan=False)
+    lon: float = Field(ge=-MAX_LONGITUDE, le=MAX_LONGITUDE, allow_inf_nan=False)
+    population: int | None = Field(default=None, ge=0, le=MAX_POPULATION)
+    initial_controller: Label = Field(description="who held the city when tracking begins")
     tracked_since: Day = Field(description="the first day the record covers (YYYY-MM-DD)")
 
 
 class SourceIn(Request):
-    name: Text = Field(description="who says so, e.g. a news outlet")
-    url: Text | None = None
-    quote: Text | None = None
+    name: Label = Field(description="who says so, e.g. a news outlet")
+    url: Prose | None = None
+    quote: Prose | None = None
 
 
 class ReportIn(Request):
@@ -125,10 +141,10 @@ class ReportIn(Request):
 
     type: EventType
     occurred_on: Day = Field(description="the day it happened in the world (YYYY-MM-DD)")
-    actor: Text = Field(description="who contested, captured or retook the city")
+    actor: Label = Field(description="who contested, captured or retook the city")
     source: SourceIn
-    note: Text | None = None
-    report_id: Text | None = Field(
+    note: Prose | None = None
+    report_id: Label | None = Field(
         default=None,
         description="your id for this report: a repeat with the same id writes nothing "
         "(the Idempotency-Key header does the same)",
@@ -142,7 +158,7 @@ class RetractionIn(Request):
         }
     )
 
-    reason: Text = Field(description="why the event is withdrawn; kept in the log for good")
+    reason: Prose = Field(description="why the event is withdrawn; kept in the log for good")
 
 
 # ---------------------------------------------------------------- responses
@@ -177,7 +193,21 @@ KUNDUZ_EVENT: dict[str, Any] = {
 
 
 class Response(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Built from a view's attributes (a path for the nested ones); by name from a dict.
+    model_config = ConfigDict(extra="forbid", from_attributes=True, populate_by_name=True)
+
+
+def dump(model: type[Response], view: Any) -> dict[str, Any]:
+    """`view` as the JSON object `model` describes (the command line's `--json`)."""
+    return model.model_validate(view).model_dump(mode="json", by_alias=True)
+
+
+def of_city(name: str) -> Any:
+    return Field(validation_alias=AliasPath("city", name))
+
+
+def of_state(name: str, **field: Any) -> Any:
+    return Field(validation_alias=AliasPath("state", name), **field)
 
 
 class DegradedOut(Response):
@@ -210,7 +240,7 @@ class CityOut(Response):
 
     slug: str
     name: str
-    province: Text
+    province: str
     country: str
     lat: float
     lon: float
@@ -224,14 +254,14 @@ class StatusOut(Response):
 
     model_config = ConfigDict(json_schema_extra={"examples": [KUNDUZ_STATUS]})
 
-    city: str
+    city: str = of_city("slug")
     as_of: date
     known_at: datetime
-    status: Status
-    controller: str | None
-    contested_by: str | None
-    since: date | None
-    event_id: str | None = Field(description="the event that made the status so")
+    status: Status = of_state("status")
+    controller: str | None = of_state("controller")
+    contested_by: str | None = of_state("contested_by")
+    since: date | None = of_state("since")
+    event_id: str | None = of_state("event_id", description="the event that made the status so")
     version: int = Field(description="the city's version as known at `known_at`")
 
 
@@ -253,6 +283,17 @@ class CityWithStatusOut(CityOut):
     )
 
     status: StatusOut
+
+    @model_validator(mode="before")
+    @classmethod
+    def from_status_view(cls, data: Any) -> Any:
+        """A StatusView: its city's attributes, and itself as the status."""
+        if isinstance(data, StatusView):
+            return {
+                **{name: getattr(data.city, name) for name in CityOut.model_fields},
+                "status": data,
+            }
+        return data
 
 
 class CityStatusOut(StatusOut):
@@ -276,11 +317,11 @@ class CityStatusOut(StatusOut):
         }
     )
 
-    name: str
-    province: Text
-    lat: float
-    lon: float
-    population: int | None
+    name: str = of_city("name")
+    province: str = of_city("province")
+    lat: float = of_city("lat")
+    lon: float = of_city("lon")
+    population: int | None = of_city("population")
 
 
 class StatusPropertiesOut(CityStatusOut):
@@ -310,10 +351,10 @@ class IntervalOut(Response):
 
     start: date = Field(alias="from", description="first day of the interval")
     end: date | None = Field(alias="to", description="the day it ended; null while it lasts")
-    status: Status
-    controller: str | None
-    contested_by: str | None
-    event_id: str | None
+    status: Status = of_state("status")
+    controller: str | None = of_state("controller")
+    contested_by: str | None = of_state("contested_by")
+    event_id: str | None = of_state("event_id")
 
 
 class SourceOut(Response):

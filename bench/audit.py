@@ -249,7 +249,7 @@ def receipt_figure(settings: Settings, n: int, key_dir: Path) -> dict[str, Any]:
     a receipt, alternating call by call: per-call latency percentiles."""
     import random
 
-    from api.presenters import status_dict
+    from api.schemas import StatusOut, dump
     from infrastructure.audit import checkpoints, receipts
     from seeds.loader import load_seeds
 
@@ -268,7 +268,7 @@ def receipt_figure(settings: Settings, n: int, key_dir: Path) -> dict[str, Any]:
             slug = rng.choice(slugs)
             day = date(2015, 1, 1) + timedelta(days=rng.randrange(2500))
             started = time.perf_counter()
-            answer = status_dict(app.read_model.status(slug, day, app.clock()))
+            answer = dump(StatusOut, app.read_model.status(slug, day, app.clock()))
             if i % 2:
                 receipts.issue(app, answer, app.clock())
                 signed.append(time.perf_counter() - started)

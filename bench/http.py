@@ -31,7 +31,7 @@ class ServerError(RuntimeError):
 
 def api_missing() -> str | None:
     """Why the HTTP figures cannot run, or None."""
-    for module in ("api.app", "api.serve", "api.token_commands"):
+    for module in ("api.app", "api.cli.serve", "api.cli.tokens"):
         if importlib.util.find_spec(module) is None:
             return f"{module} has not landed"
     return None

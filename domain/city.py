@@ -43,6 +43,8 @@ from domain.errors import (
 MAX_TEXT = 200  # actors, source names: short labels, not prose
 MAX_PROSE = 4000  # notes, quotes, reasons
 MAX_POPULATION = 100_000_000  # larger than any city; catches typos and overflows
+MAX_LATITUDE = 90  # degrees, north or south
+MAX_LONGITUDE = 180  # degrees, east or west
 # No place on Earth is more than 14 hours ahead of UTC: a report is "in the
 # future" only if its date has not yet begun anywhere.
 LATEST_OFFSET = timedelta(hours=14)
@@ -220,10 +222,14 @@ class City(Aggregate):
         recorded_at: datetime,
     ) -> City:
         cls.check_recorded_at(recorded_at)
-        if not (math.isfinite(lat) and -90 <= lat <= 90):
-            raise InvalidReport("lat", f"lat {lat} is not between -90 and 90")
-        if not (math.isfinite(lon) and -180 <= lon <= 180):
-            raise InvalidReport("lon", f"lon {lon} is not between -180 and 180")
+        if not (math.isfinite(lat) and -MAX_LATITUDE <= lat <= MAX_LATITUDE):
+            raise InvalidReport(
+                "lat", f"lat {lat} is not between -{MAX_LATITUDE} and {MAX_LATITUDE}"
+            )
+        if not (math.isfinite(lon) and -MAX_LONGITUDE <= lon <= MAX_LONGITUDE):
+            raise InvalidReport(
+                "lon", f"lon {lon} is not between -{MAX_LONGITUDE} and {MAX_LONGITUDE}"
+            )
         if population is not None and not 0 <= population <= MAX_POPULATION:
             raise InvalidReport(
                 "population", f"population must be between 0 and {MAX_POPULATION:,}"

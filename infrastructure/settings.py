@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 
 DEFAULT_SQLITE_FILE = "dateline.sqlite"
 
@@ -47,9 +48,23 @@ class Settings(BaseSettings):
     audit_checkpoint_minutes: float = Field(default=60.0, gt=0)
     # PostgreSQL: the owner role `dateline migrate` connects as (unset: DATABASE_URL's).
     migrate_database_url: str | None = None
+    # HTTP: reads without a token (writes always need one).
+    public_reads: bool = True
+    # HTTP: comma-separated origins a page on another site may call from. `*` lets
+    # any origin read; writes are allowed only from origins named explicitly.
+    cors_origins: str = "*"
 
     def store(self) -> StoreConfig:
         return StoreConfig.from_url(self.database_url, self.postgres_schema)
+
+    def cors_read_origins(self) -> list[str]:
+        return ["*"] if "*" in self._origins() else self.cors_write_origins()
+
+    def cors_write_origins(self) -> list[str]:
+        return [o for o in self._origins() if o != "*"]
+
+    def _origins(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
 
     def migrate_store(self) -> StoreConfig:
         """Where `dateline migrate` connects: the owner role if one is set."""
@@ -75,44 +90,50 @@ class StoreConfig:
     def from_url(cls, url: str | None, schema: str = "dateline") -> StoreConfig:
         if not url:
             return cls("sqlite", sqlite_path=Path.cwd() / DEFAULT_SQLITE_FILE)
-        parts = urlsplit(url)
-        scheme = parts.scheme.split("+")[0]
-        if scheme == "sqlite":
-            path = unquote(parts.path)
-            if parts.netloc or not path.startswith("/") or path == "/:memory:":
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            parsed = None
+        scheme = parsed.drivername if parsed else url.partition("://")[0] if "://" in url else ""
+        backend = scheme.split("+")[0]
+        if parsed is not None and backend == "sqlite":
+            path = parsed.database
+            if parsed.host or not path or path == ":memory:":
                 raise ConfigurationError(
                     "DATELINE_DATABASE_URL: use sqlite:///relative/or/absolute/path.sqlite "
                     f"(a file; got {url!r})"
                 )
-            return cls("sqlite", sqlite_path=Path(path[1:]).absolute())
-        if scheme in ("postgresql", "postgres"):
-            if not parts.hostname or not parts.path.strip("/"):
+            return cls("sqlite", sqlite_path=Path(path).absolute())
+        if parsed is not None and backend in ("postgresql", "postgres"):
+            if not parsed.host or not parsed.database:
                 raise ConfigurationError(
                     "DATELINE_DATABASE_URL: expected postgresql://user[:password]@host[:port]/dbname"
                 )
             return cls(
                 "postgresql",
-                host=parts.hostname,
-                port=parts.port or 5432,
-                user=unquote(parts.username or "postgres"),
-                password=unquote(parts.password or ""),
-                dbname=unquote(parts.path.strip("/")),
+                host=parsed.host,
+                port=parsed.port or 5432,
+                user=parsed.username or "postgres",
+                password=parsed.password or "",
+                dbname=parsed.database,
                 schema=schema,
             )
         raise ConfigurationError(
-            f"DATELINE_DATABASE_URL: unsupported scheme {parts.scheme!r}; "
+            f"DATELINE_DATABASE_URL: unsupported scheme {scheme!r}; "
             "use postgresql://... or sqlite:///..., or leave it unset for the embedded store"
         )
 
-    def sqlalchemy_url(self) -> str:
+    def sqlalchemy_url(self) -> URL:
         if self.kind == "sqlite":
-            return f"sqlite:///{self.sqlite_path}"
-        from urllib.parse import quote
-
-        auth = quote(self.user, safe="")
-        if self.password:
-            auth += ":" + quote(self.password, safe="")
-        return f"postgresql+psycopg://{auth}@{self.host}:{self.port}/{quote(self.dbname)}"
+            return URL.create("sqlite", database=str(self.sqlite_path))
+        return URL.create(
+            "postgresql+psycopg",
+            username=self.user,
+            password=self.password or None,
+            host=self.host,
+            port=self.port,
+            database=self.dbname,
+        )
 
     def describe(self) -> str:
         if self.kind == "sqlite":

@@ -131,6 +131,10 @@ class CityWriter:
             raise command.result
         return command.result
 
+    def queued(self) -> int:
+        """Commands waiting for the writer (approximate: for tests and metrics)."""
+        return self._queue.qsize()
+
     def forget(self, city_id: UUID) -> None:
         """Drop a cached city (another path wrote it): the next command reloads it."""
         self._queue.put(("forget", city_id))

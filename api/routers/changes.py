@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
 from api.auth import Reader
 from api.errors import field_error
 from api.pagination import MAX_PAGE_SIZE, After, Limit, paginate
-from api.presenters import event_dict
 from api.routers.deps import AppDep, KnownAt, QueriesDep, example, resolve_known_at
 from api.schemas import Day, EventOut, ValidationErrorOut
 
@@ -56,7 +55,7 @@ def list_changes(
     ] = False,
     limit: Limit = MAX_PAGE_SIZE,
     after: After = None,
-) -> list[dict[str, Any]]:
+) -> list[EventOut]:
     known = resolve_known_at(app, known_at)
     last: date = end or known.date()
     if last < start:
@@ -71,4 +70,4 @@ def list_changes(
         response=response,
         pinned={"known_at": known.isoformat()},
     )
-    return [event_dict(e) for e in page]
+    return [EventOut.model_validate(e) for e in page]

@@ -10,7 +10,6 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from api.auth import Editor, Reader
 from api.errors import etag
 from api.pagination import MAX_PAGE_SIZE, After, Limit, paginate
-from api.presenters import city_dict, interval_dict, status_dict
 from api.routers.deps import AppDep, AsOf, KnownAt, QueriesDep, Slug, resolve_known_at
 from api.schemas import (
     CityIn,
@@ -19,8 +18,8 @@ from api.schemas import (
     IntervalOut,
     StatusOut,
     ValidationErrorOut,
+    dump,
 )
-from infrastructure.application import StatusView
 from infrastructure.audit import receipts
 
 router = APIRouter(tags=["cities"])
@@ -34,10 +33,6 @@ READ_ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "no such city"},
     422: {"model": ValidationErrorOut, "description": "a bad query parameter"},
 }
-
-
-def city_with_status(view: StatusView) -> dict[str, Any]:
-    return {**city_dict(view.city), "status": status_dict(view)}
 
 
 @router.get(
@@ -56,7 +51,7 @@ def list_cities(
     _: Reader,
     limit: Limit = MAX_PAGE_SIZE,
     after: After = None,
-) -> list[dict[str, Any]]:
+) -> list[CityWithStatusOut]:
     views = queries.all_statuses(None, app.clock())
     page = paginate(
         views,
@@ -66,7 +61,7 @@ def list_cities(
         request=request,
         response=response,
     )
-    return [city_with_status(v) for v in page]
+    return [CityWithStatusOut.model_validate(v) for v in page]
 
 
 @router.post(
@@ -83,12 +78,12 @@ def list_cities(
 )
 def register_city(
     body: CityIn, app: AppDep, request: Request, response: Response, _: Editor
-) -> dict[str, Any]:
+) -> CityWithStatusOut:
     app.register_city(**body.model_dump())
     view = app.status(body.slug)
     response.headers["Location"] = str(request.url_for("get_city", slug=body.slug))
     response.headers["ETag"] = etag(view.version)
-    return city_with_status(view)
+    return CityWithStatusOut.model_validate(view)
 
 
 @router.get(
@@ -111,7 +106,7 @@ def get_city(
         return RedirectResponse(f"/?city={slug}", status_code=303, headers={"Vary": "Accept"})
     response.headers["ETag"] = etag(view.version)
     response.headers["Vary"] = "Accept"
-    return city_with_status(view)
+    return CityWithStatusOut.model_validate(view)
 
 
 def wants_html(accept: str | None) -> bool:
@@ -143,11 +138,11 @@ def city_status(
 ) -> Any:
     view = app.read_model.status(slug, as_of, resolve_known_at(app, known_at))
     response.headers["ETag"] = etag(view.version)
-    answer = status_dict(view)
-    if receipt:  # a citable answer
+    if receipt:  # a citable answer: the answer as JSON, signed
+        answer = dump(StatusOut, view)
         signed = receipts.issue(app, answer, app.clock())
         return JSONResponse({**answer, "receipt": signed}, headers=dict(response.headers))
-    return answer
+    return StatusOut.model_validate(view)
 
 
 @router.get(
@@ -158,8 +153,8 @@ def city_status(
 )
 def city_timeline(
     slug: Slug, app: AppDep, response: Response, _: Reader, known_at: KnownAt = None
-) -> list[dict[str, Any]]:
+) -> list[IntervalOut]:
     known = resolve_known_at(app, known_at)
     _city, intervals = app.timeline(slug, known)
     response.headers["ETag"] = etag(app.status(slug, None, known).version)
-    return [interval_dict(i) for i in intervals]
+    return [IntervalOut.model_validate(i) for i in intervals]

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Request, Response
 from api.auth import Editor, Reader, Reporter
 from api.errors import ApiError, etag, field_error, rule_conflict
 from api.pagination import MAX_PAGE_SIZE, After, Limit, paginate
-from api.presenters import event_dict
 from api.routers.deps import (
     AppDep,
     EventId,
@@ -71,7 +70,7 @@ def list_events(
     known_at: KnownAt = None,
     limit: Limit = MAX_PAGE_SIZE,
     after: After = None,
-) -> list[dict[str, Any]]:
+) -> list[EventOut]:
     known = resolve_known_at(app, known_at)
     events = app.history(slug, known)
     response.headers["ETag"] = etag(events[-1].version if events else 0)
@@ -84,7 +83,7 @@ def list_events(
         response=response,
         pinned={"known_at": known.isoformat()},
     )
-    return [event_dict(e) for e in page]
+    return [EventOut.model_validate(e) for e in page]
 
 
 @router.get(
@@ -93,10 +92,10 @@ def list_events(
     summary="One event of the city's log, as it stands now",
     responses={404: {"model": ErrorOut, "description": "no such city or event"}},
 )
-def get_event(slug: Slug, event_id: EventId, app: AppDep, _: Reader) -> dict[str, Any]:
+def get_event(slug: Slug, event_id: EventId, app: AppDep, _: Reader) -> EventOut:
     for event in app.history(slug):
         if event.id == event_id:
-            return event_dict(event)
+            return EventOut.model_validate(event)
     raise ApiError(404, f"{slug} has no event {event_id!r}: see GET /cities/{slug}/events")
 
 
@@ -122,7 +121,7 @@ def report_event(
     principal: Reporter,
     if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
-) -> dict[str, Any]:
+) -> EventOut:
     assert principal.name is not None
     report_id = body.report_id
     if idempotency_key is not None:
@@ -173,7 +172,7 @@ def report_event(
     location = request.url_for("get_event", slug=slug, event_id=result.event.id)
     response.headers["Location"] = str(location)
     response.headers["ETag"] = etag(result.version)
-    return event_dict(result.event)
+    return EventOut.model_validate(result.event)
 
 
 @router.post(
@@ -195,7 +194,7 @@ def retract_event(
     response: Response,
     principal: Editor,
     if_match: IfMatch = None,
-) -> dict[str, Any]:
+) -> EventOut:
     assert principal.name is not None
     result = app.retract(
         slug,
@@ -207,7 +206,7 @@ def retract_event(
     location = request.url_for("get_event", slug=slug, event_id=result.event.id)
     response.headers["Location"] = str(location)
     response.headers["ETag"] = etag(result.version)
-    return event_dict(result.event)
+    return EventOut.model_validate(result.event)
 
 
 def has_report(app: Dateline, slug: str, report_id: str) -> bool:

@@ -19,7 +19,6 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.auth import ApiSettings
 from infrastructure.application import Clock, Dateline
 from infrastructure.settings import Settings
 from infrastructure.tokens import Role, TokenStore
@@ -111,9 +110,8 @@ def city_body(slug: str = "testville", **overrides: Any) -> dict[str, Any]:
 def open_api(
     settings: Settings, kind: str, clock: Clock | None = None, *, public_reads: bool = True
 ) -> Iterator[Api]:
-    app = create_app(
-        settings, clock, api_settings=ApiSettings(public_reads=public_reads), migrate=True
-    )
+    reads = settings.model_copy(update={"public_reads": public_reads})
+    app = create_app(reads, clock, migrate=True)
     with TestClient(app, raise_server_exceptions=False) as client:
         api = Api(client, kind)
         for role in ROLES:

@@ -11,7 +11,6 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 import pytest
 
-from api.auth import ApiSettings
 from api.pagination import MAX_PAGE_SIZE
 from infrastructure.settings import Settings
 from tests.api.conftest import Api, TestClient
@@ -73,11 +72,12 @@ def test_by_default_no_other_origin_may_write(seeded: Api) -> None:
 
 @pytest.fixture
 def cors_api(make_settings: Callable[..., Settings]) -> Iterator[Api]:
-    settings = make_settings("sqlite")
-    app_settings = ApiSettings(cors_origins="https://newsroom.example.org")
+    settings = make_settings("sqlite").model_copy(
+        update={"cors_origins": "https://newsroom.example.org"}
+    )
     from api.app import create_app
 
-    app = create_app(settings, api_settings=app_settings, migrate=True)
+    app = create_app(settings, migrate=True)
     with TestClient(app) as client:
         yield Api(client, "sqlite")
 
@@ -105,7 +105,7 @@ def test_cors_origins_setting_is_read_from_the_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("DATELINE_CORS_ORIGINS", "*, https://a.example.org/")
-    settings = ApiSettings()
+    settings = Settings()
     assert settings.cors_read_origins() == ["*"]
     assert settings.cors_write_origins() == ["https://a.example.org"]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from api.serve import command_name
+from api.cli.serve import command_name
 from infrastructure.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

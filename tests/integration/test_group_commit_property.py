@@ -15,8 +15,10 @@ application whose writer commits them in small groups. Then:
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -24,7 +26,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from domain.city import City
+from domain.city import City, city_id
 from domain.control import EventType, Source
 from domain.errors import DomainError
 from infrastructure.application import Dateline
@@ -170,7 +172,60 @@ def test_concurrent_commands_are_some_serial_order(
 
     try:
         check()
-        # Commands really were grouped: some transaction committed several.
-        assert app.writer.largest_batch > 1
+    finally:
+        app.close()
+
+
+def test_commands_that_wait_together_are_committed_together(
+    make_settings: Callable[..., Settings], store_kind: str
+) -> None:
+    """While the writer is busy, commands queue; it then commits them in one
+    transaction, each caller still getting its own answer (one of them refused)."""
+    app = Dateline(make_settings(store_kind), migrate=True)
+    try:
+        slugs = [f"q-{n}" for n in range(6)]
+        for slug in slugs:
+            register(app, slug)
+        busy, release = threading.Event(), threading.Event()
+
+        def hold_the_writer(city: City | None) -> Any:
+            busy.set()
+            release.wait(30)
+            raise DomainError("held")  # refused: nothing written
+
+        def hold() -> None:
+            with contextlib.suppress(DomainError):
+                app.writer.submit(slugs[0], city_id(slugs[0]), hold_the_writer)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        assert busy.wait(30)
+        answers: dict[str, Any] = {}
+        refused: Command = (0, "report", EventType.CAPTURED, 5, ACTORS[0], None, 0)
+        queued = [
+            threading.Thread(
+                target=lambda slug=slug: answers.__setitem__(
+                    slug, send(app, slug, (0, "report", EventType.CAPTURED, 10, ACTORS[1], None, 0))
+                )
+            )
+            for slug in slugs
+        ] + [
+            threading.Thread(  # breaks a rule: Afghan government already holds the city
+                target=lambda: answers.__setitem__("refused", send(app, slugs[0], refused))
+            )
+        ]
+        for thread in queued:
+            thread.start()
+        deadline = time.monotonic() + 30
+        while app.writer.queued() < len(queued) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        before = app.writer.batches
+        release.set()
+        for thread in [holder, *queued]:
+            thread.join(30)
+        assert isinstance(answers.pop("refused"), DomainError)
+        assert all(a.created for a in answers.values()), answers
+        assert app.writer.batches == before + 1  # one transaction for all six
+        assert app.writer.largest_batch == len(slugs)
     finally:
         app.close()

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
 from typing import Any
 
-from api.cli import UsageError, table
+from api.cli.render import Emit, UsageError, table
 from infrastructure.application import Dateline
 from infrastructure.read_model.check import Difference
-
-Emit = Callable[[Any, str], None]
 
 
 def difference_dict(d: Difference) -> dict[str, Any]:

@@ -17,7 +17,6 @@ from pathlib import Path
 import uvicorn
 
 from api.app import create_app
-from api.auth import ApiSettings
 from api.observability import configure_logging
 from infrastructure.application import Dateline
 from infrastructure.audit.checkpoints import CheckpointError, load_private_key
@@ -42,7 +41,6 @@ def command_name() -> str:
 
 def run(args: argparse.Namespace, out: Callable[[str], None]) -> None:
     settings = Settings()
-    api_settings = ApiSettings()
     app = Dateline(settings)
     try:
         check_guards(app.store)  # a record open to rewrites is not served
@@ -69,7 +67,7 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> None:
 
     host = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{host}:{args.port}"
-    reads = "public" if api_settings.public_reads else "need a token (DATELINE_PUBLIC_READS=false)"
+    reads = "public" if settings.public_reads else "need a token (DATELINE_PUBLIC_READS=false)"
     out(f"Dateline API on {url}  (docs: {url}/docs)")
     out(f"the page: {url}/  (map, table, city panels; CSV at {url}/status.csv)")
     out(f"store: {store}: {cities} cities, {events} events; reads {reads}")
@@ -80,12 +78,11 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> None:
     if workers > 1:
         out(f"{workers} worker processes")
     configure_logging()
+    # One process: the app built here. Several: each worker builds its own, after
+    # the fork, from the same DATELINE_* settings.
+    target = create_app(settings) if workers == 1 else FACTORY
     uvicorn.run(
-        # One process: the app built here. Several: each worker builds its own,
-        # after the fork, from the same DATELINE_* settings.
-        create_app(settings, api_settings=api_settings)
-        if workers == 1
-        else "api.app:from_environment",
+        target,
         factory=workers > 1,
         workers=workers,
         host=args.host,

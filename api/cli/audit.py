@@ -11,14 +11,14 @@ import argparse
 import json
 import sqlite3
 from collections.abc import Callable
-from datetime import UTC, date, datetime
-from datetime import time as dtime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from api import audit_views
+from api.cli.render import Emit
 from infrastructure.application import Dateline
 from infrastructure.audit import checkpoints, receipts
 from infrastructure.audit.checkpoints import CheckpointError
@@ -33,81 +33,6 @@ Out = Callable[[str], None]
 
 class AuditFailed(Exception):
     """The log or a checkpoint did not verify, or an audit input is unusable."""
-
-
-def instant(text: str) -> datetime:
-    """ISO 8601 with a time zone; a bare date means the end of that day, UTC."""
-    try:
-        if len(text) == 10:
-            return datetime.combine(date.fromisoformat(text), dtime.max, tzinfo=UTC)
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an ISO 8601 instant (e.g. 2021-08-08T12:00:00+00:00)"
-        ) from None
-    if moment.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} has no time zone; add Z or +HH:MM")
-    return moment
-
-
-def add_arguments(audit: argparse.ArgumentParser) -> None:
-    actions = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
-
-    def action(name: str, help_text: str) -> argparse.ArgumentParser:
-        sub = actions.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument("--json", action="store_true", help="print JSON")
-        return sub
-
-    verify = action(
-        "verify",
-        "re-derive every log entry from the stored events; exit 1 naming the first bad event",
-    )
-    verify.add_argument(
-        "--against",
-        type=Path,
-        metavar="CHECKPOINT_FILE",
-        help="a signed checkpoint the log must still extend (catches rollbacks and rewrites)",
-    )
-    verify.add_argument(
-        "--public-key",
-        type=Path,
-        metavar="FILE",
-        help="the operator's public key (hex, as keygen prints it): checkpoints must be "
-        "signed by it",
-    )
-    keygen = action("keygen", "make an Ed25519 signing key; prints its public key")
-    keygen.add_argument("--out", type=Path, required=True, metavar="FILE")
-    checkpoint = action(
-        "checkpoint", "sign the log's size and head (key: DATELINE_AUDIT_KEY_FILE) and keep it"
-    )
-    checkpoint.add_argument("--out", type=Path, metavar="FILE", help="also write it to FILE")
-    guards = action(
-        "guards",
-        "are the triggers refusing rewrites in place? --restore puts them back "
-        "(connects as DATELINE_MIGRATE_DATABASE_URL's role if set)",
-    )
-    guards.add_argument("--restore", action="store_true")
-    check_receipt = action(
-        "check-receipt",
-        "check a receipt offline: signature, hashes, and the answer re-folded from its events",
-    )
-    check_receipt.add_argument("file", type=Path, metavar="FILE")
-    check_receipt.add_argument(
-        "--public-key", type=Path, metavar="FILE", help="the operator's public key (hex)"
-    )
-    replay = action(
-        "replay",
-        "every event of a city in recording order: who, when, source, state before and "
-        "after, the rule that admitted it, what it changed, its log entry",
-    )
-    replay.add_argument("city")
-    replay.add_argument("--known-at", type=instant, metavar="INSTANT")
-    diff = action(
-        "diff", "events recorded and retracted between two record times, and what changed"
-    )
-    diff.add_argument("city")
-    diff.add_argument("--from", dest="start", type=instant, required=True, metavar="INSTANT")
-    diff.add_argument("--to", dest="end", type=instant, required=True, metavar="INSTANT")
 
 
 def run(args: argparse.Namespace, out: Out, settings: Settings) -> None:
@@ -155,9 +80,7 @@ def run(args: argparse.Namespace, out: Out, settings: Settings) -> None:
         ) from error
 
 
-def check_guards_command(
-    args: argparse.Namespace, settings: Settings, emit: Callable[[Any, str], None]
-) -> None:
+def check_guards_command(args: argparse.Namespace, settings: Settings, emit: Emit) -> None:
     store = settings.store()
     if args.restore:
         restore_guards(settings.migrate_store())
@@ -185,7 +108,7 @@ def write_receipt(app: Dateline, answer: dict[str, Any], path: Path) -> None:
     path.write_text(json.dumps({**answer, "receipt": signed}, indent=2) + "\n")
 
 
-def check_receipt(args: argparse.Namespace, emit: Callable[[Any, str], None]) -> None:
+def check_receipt(args: argparse.Namespace, emit: Emit) -> None:
     public_key = checkpoints.read_public_key(args.public_key) if args.public_key else None
     try:
         data = json.loads(args.file.read_text())
@@ -217,7 +140,7 @@ def check_receipt(args: argparse.Namespace, emit: Callable[[Any, str], None]) ->
     )
 
 
-def verify(args: argparse.Namespace, settings: Settings, emit: Callable[[Any, str], None]) -> None:
+def verify(args: argparse.Namespace, settings: Settings, emit: Emit) -> None:
     public_key = checkpoints.read_public_key(args.public_key) if args.public_key else None
     against = checkpoints.read(args.against) if args.against else None
     report = verify_store(settings.store(), against, public_key)
@@ -228,9 +151,7 @@ def verify(args: argparse.Namespace, settings: Settings, emit: Callable[[Any, st
         raise AuditFailed(f"the record does not verify: first bad: {where} ({problem.get('what')})")
 
 
-def checkpoint(
-    args: argparse.Namespace, settings: Settings, emit: Callable[[Any, str], None]
-) -> None:
+def checkpoint(args: argparse.Namespace, settings: Settings, emit: Emit) -> None:
     if settings.audit_key_file is None:
         raise AuditFailed(
             "DATELINE_AUDIT_KEY_FILE is not set: make a key with "

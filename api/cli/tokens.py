@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from typing import Any
 
-from api.cli import UsageError, table
+from api.cli.render import Emit, UsageError, table
 from infrastructure.application import Dateline
 from infrastructure.tokens import TokenError, TokenInfo, TokenStore
-
-Emit = Callable[[Any, str], None]
 
 
 def info_dict(info: TokenInfo) -> dict[str, Any]:

@@ -1,0 +1,251 @@
+"""The `dateline` command line: migrate, seed, query and append; one module per group.
+
+Readable tables by default, `--json` for machines. Anything wrong with the
+input ends with one line on stderr naming what is wrong, exit status 1 (2 for
+a malformed command line), and nothing written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import date
+from typing import Any
+
+from pydantic import ValidationError
+
+from api.cli.audit import AuditFailed, write_receipt
+from api.cli.audit import run as run_audit
+from api.cli.parser import build_parser
+from api.cli.render import HISTORY_COLUMNS, UsageError, describe_status, history_rows, table
+from api.schemas import CityStatusOut, EventOut, IntervalOut, StatusOut, dump
+from domain.control import Source
+from domain.errors import CityNotFound, DomainError
+from infrastructure import migrations
+from infrastructure.application import (
+    ConcurrencyConflict,
+    Dateline,
+    StoreNotMigrated,
+    StoreUnavailable,
+)
+from infrastructure.audit.damage import UndecodableEvent, log_gap
+from infrastructure.audit.roles import grant_service_role
+from infrastructure.settings import ConfigurationError, Settings
+
+MISSION_DATES = (date(2015, 9, 28), date(2016, 10, 3), date(2021, 8, 8))
+
+
+class Runner:
+    def __init__(self, args: argparse.Namespace, out: Callable[[str], None]) -> None:
+        self.args = args
+        self.out = out
+        self._app: Dateline | None = None
+
+    @property
+    def app(self) -> Dateline:
+        if self._app is None:
+            self._app = Dateline(Settings())
+        return self._app
+
+    def warn(self, message: str) -> None:
+        print(f"dateline: {message}", file=sys.stderr, flush=True)
+
+    def emit(self, data: Any, text: str) -> None:
+        self.out(json.dumps(data, indent=2, ensure_ascii=False) if self.args.json else text)
+
+    def city_name(self, slug: str) -> str:
+        return self.app.city(slug).name
+
+    def migrate(self) -> None:
+        settings = Settings()
+        store = settings.migrate_store()  # the owner role, if one is set
+        migrations.wait_until_reachable(store, settings.migrate_retry_seconds, report=self.warn)
+        migrations.upgrade(store)
+        self.out(f"{store.describe()}: at migration {migrations.current_revision(store)}")
+        granted = grant_service_role(settings)
+        if granted:
+            self.out(granted)
+
+    def seed(self) -> None:
+        started = time.perf_counter()
+        result = self.seed_store()
+        elapsed = time.perf_counter() - started
+        data = {**result.__dict__, "seconds": round(elapsed, 3)}
+        self.emit(
+            data,
+            f"seeded: {result.cities_registered} cities registered, "
+            f"{result.events_written} events written, "
+            f"{result.events_already_present} reports already present "
+            f"({elapsed:.2f} s)",
+        )
+
+    def seed_store(self) -> Any:
+        from seeds.loader import load_seeds
+
+        return load_seeds(self.app)
+
+    def cities(self) -> None:
+        rows = [dump(CityStatusOut, self.app.status(slug)) for slug in self.app.city_slugs()]
+        self.emit(
+            rows,
+            table(
+                rows, ("city", "name", "province", "status", "controller", "contested_by", "since")
+            ),
+        )
+
+    def status(self) -> None:
+        view = self.app.status(self.args.city, self.args.as_of, self.args.known_at)
+        row = dump(StatusOut, view)
+        if self.args.receipt:  # a citable answer
+            write_receipt(self.app, row, self.args.receipt)
+        self.emit(row, describe_status(row, view.city.name))
+
+    def history(self) -> None:
+        events = [dump(EventOut, e) for e in self.app.history(self.args.city, self.args.known_at)]
+        self.emit(events, table(history_rows(events), HISTORY_COLUMNS))
+
+    def timeline(self) -> None:
+        _, intervals = self.app.timeline(self.args.city, self.args.known_at)
+        rows = [dump(IntervalOut, i) for i in intervals]
+        self.emit(
+            rows, table(rows, ("from", "to", "status", "controller", "contested_by", "event_id"))
+        )
+
+    def report(self) -> None:
+        a = self.args
+        result = self.app.report(
+            a.city,
+            a.type,
+            occurred_on=a.on,
+            actor=a.actor,
+            source=Source(a.source, a.url, a.quote),
+            note=a.note,
+            report_id=a.report_id,
+            reported_by=a.reporter,
+        )
+        verb = "recorded" if result.created else "already recorded (nothing written)"
+        e = result.event
+        self.emit(
+            {**dump(EventOut, e), "created": result.created},
+            f"{verb}: {e.id} {e.type} by {e.actor} on {e.occurred_on}",
+        )
+
+    def retract(self) -> None:
+        a = self.args
+        result = self.app.retract(a.city, a.event_id, reason=a.reason, retracted_by=a.editor)
+        self.emit(
+            dump(EventOut, result.event),
+            f"recorded: {result.event.id} retracts {a.event_id} ({a.reason})",
+        )
+
+    def demo(self) -> None:
+        result = self.seed_store()
+        self.out(
+            f"Seeded {result.cities_registered} cities, {result.events_written} events "
+            f"({result.events_already_present} reports were already present).\n"
+        )
+        self.out("Kunduz on the mission's three dates:")
+        for day in MISSION_DATES:
+            row = dump(StatusOut, self.app.status("kunduz", day))
+            self.out("  " + describe_status(row, "Kunduz"))
+        self.out("\nKunduz, its log in recording order:")
+        events = [dump(EventOut, e) for e in self.app.history("kunduz")]
+        self.out(table(history_rows(events), HISTORY_COLUMNS))
+        self.out("\nTry: dateline status kunduz --as-of 2015-09-28   (see README.md)")
+
+    def serve(self) -> None:
+        from api.cli.serve import run as run_serve
+
+        run_serve(self.args, self.out)
+
+    def export(self) -> None:
+        from api.cli.export import run as run_export
+
+        try:
+            run_export(self.args, self.app, self.out)
+        except ValueError as bad:
+            raise UsageError(str(bad)) from None
+
+    def tokens(self) -> None:
+        from api.cli.tokens import run as run_tokens
+
+        run_tokens(self.args, self.app, self.emit)
+
+    def projections(self) -> None:
+        from api.cli.projections import run as run_projections
+
+        run_projections(self.args, self.app, self.emit)
+
+    def audit(self) -> None:
+        try:
+            run_audit(self.args, self.out, Settings())
+        except AuditFailed as failure:
+            raise UsageError(str(failure)) from failure
+
+    def run(self) -> None:
+        getattr(self, self.args.command)()
+
+
+def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) -> int:
+    args = build_parser().parse_args(argv)
+    runner = Runner(args, out)
+    try:
+        runner.run()
+        sys.stdout.flush()  # here, where a closed pipe can still be handled
+    except BrokenPipeError:
+        return closed_pipe()
+    except CityNotFound as missing:
+        hint = ""
+        try:
+            close = difflib.get_close_matches(missing.slug, runner.app.city_slugs(), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+        except Exception:  # the hint is a courtesy; never hide the real error behind it
+            pass
+        return fail(f"{missing.message}{hint}")
+    except UndecodableEvent as damaged:  # named, never a traceback
+        return fail(damaged.describe(getattr(args, "city", None)))
+    except ConcurrencyConflict as conflict:  # a gap in the city's log, named
+        try:
+            gap = log_gap(Settings().store(), conflict.slug)
+        except Exception:  # the check is a courtesy; never hide the conflict behind it
+            gap = None
+        return fail(gap or str(conflict))
+    except (
+        DomainError,
+        StoreNotMigrated,
+        StoreUnavailable,
+        ConfigurationError,
+        UsageError,
+        migrations.StoreUnreachable,
+    ) as error:
+        return fail(str(error))
+    except ValidationError as error:
+        first = error.errors()[0]
+        return fail(f"DATELINE_{str(first['loc'][0]).upper()}: {first['msg']}")
+    finally:
+        if runner._app is not None:
+            runner._app.close()
+    return 0
+
+
+def closed_pipe() -> int:
+    """The reader went away (`dateline cities --json | head -1`): stop quietly.
+
+    Whatever is still buffered for stdout goes to /dev/null, so the interpreter's
+    final flush cannot print a traceback either; the status is the shell's for a
+    process ended by SIGPIPE."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE
+
+
+def fail(message: str) -> int:
+    print(f"dateline: error: {message}", file=sys.stderr)
+    return 1
