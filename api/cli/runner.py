@@ -36,6 +36,7 @@ from infrastructure.application import (
 )
 from infrastructure.audit.damage import UndecodableEvent, log_gap
 from infrastructure.audit.roles import grant_service_role
+from infrastructure.read_model.queries import CityDegraded
 from infrastructure.settings import ConfigurationError, Settings
 
 MISSION_DATES = (date(2015, 9, 28), date(2016, 10, 3), date(2021, 8, 8))
@@ -60,7 +61,7 @@ class Runner:
         self.out(json.dumps(data, indent=2, ensure_ascii=False) if self.args.json else text)
 
     def city_name(self, slug: str) -> str:
-        return self.app.city(slug).name
+        return self.app.read_model.city(slug).name
 
     def migrate(self) -> None:
         settings = Settings()
@@ -91,7 +92,7 @@ class Runner:
         return load_seeds(self.app)
 
     def cities(self) -> None:
-        rows = [dump(CityStatusOut, self.app.status(slug)) for slug in self.app.city_slugs()]
+        rows = [dump(CityStatusOut, view) for view in self.app.read_model.statuses()]
         self.emit(
             rows,
             table(
@@ -100,18 +101,23 @@ class Runner:
         )
 
     def status(self) -> None:
-        view = self.app.status(self.args.city, self.args.as_of, self.args.known_at)
+        view = self.app.read_model.status(self.args.city, self.args.as_of, self.args.known_at)
         row = dump(StatusOut, view)
         if self.args.receipt:  # a citable answer
             write_receipt(self.app, row, self.args.receipt)
         self.emit(row, describe_status(row, view.city.name))
 
     def history(self) -> None:
-        events = [dump(EventOut, e) for e in self.app.history(self.args.city, self.args.known_at)]
+        city, known_at = self.args.city, self.args.known_at
+        try:
+            logged = self.app.read_model.history(city, known_at)
+        except CityDegraded:  # its read model is damaged; the log is not: read the log
+            logged = self.app.history(city, known_at)
+        events = [dump(EventOut, e) for e in logged]
         self.emit(events, table(history_rows(events), HISTORY_COLUMNS))
 
     def timeline(self) -> None:
-        _, intervals = self.app.timeline(self.args.city, self.args.known_at)
+        _, intervals = self.app.read_model.timeline(self.args.city, self.args.known_at)
         rows = [dump(IntervalOut, i) for i in intervals]
         self.emit(
             rows, table(rows, ("from", "to", "status", "controller", "contested_by", "event_id"))
@@ -152,10 +158,10 @@ class Runner:
         )
         self.out("Kunduz on the mission's three dates:")
         for day in MISSION_DATES:
-            row = dump(StatusOut, self.app.status("kunduz", day))
+            row = dump(StatusOut, self.app.read_model.status("kunduz", day))
             self.out("  " + describe_status(row, "Kunduz"))
         self.out("\nKunduz, its log in recording order:")
-        events = [dump(EventOut, e) for e in self.app.history("kunduz")]
+        events = [dump(EventOut, e) for e in self.app.read_model.history("kunduz")]
         self.out(table(history_rows(events), HISTORY_COLUMNS))
         self.out("\nTry: dateline status kunduz --as-of 2015-09-28   (see README.md)")
 
@@ -218,6 +224,7 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
         return fail(gap or str(conflict))
     except (
         DomainError,
+        CityDegraded,
         StoreNotMigrated,
         StoreUnavailable,
         ConfigurationError,

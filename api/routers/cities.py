@@ -80,7 +80,7 @@ def register_city(
     body: CityIn, app: AppDep, request: Request, response: Response, _: Editor
 ) -> CityWithStatusOut:
     app.register_city(**body.model_dump())
-    view = app.status(body.slug)
+    view = app.read_model.status(body.slug)
     response.headers["Location"] = str(request.url_for("get_city", slug=body.slug))
     response.headers["ETag"] = etag(view.version)
     return CityWithStatusOut.model_validate(view)
@@ -101,7 +101,7 @@ def get_city(
     _: Reader,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Any:
-    view = app.status(slug)
+    view = app.read_model.status(slug)
     if wants_html(accept):  # a browser: the page, with the city's panel open
         return RedirectResponse(f"/?city={slug}", status_code=303, headers={"Vary": "Accept"})
     response.headers["ETag"] = etag(view.version)
@@ -155,6 +155,6 @@ def city_timeline(
     slug: Slug, app: AppDep, response: Response, _: Reader, known_at: KnownAt = None
 ) -> list[IntervalOut]:
     known = resolve_known_at(app, known_at)
-    _city, intervals = app.timeline(slug, known)
-    response.headers["ETag"] = etag(app.status(slug, None, known).version)
+    _city, intervals = app.read_model.timeline(slug, known)
+    response.headers["ETag"] = etag(app.read_model.status(slug, None, known).version)
     return [IntervalOut.model_validate(i) for i in intervals]

@@ -72,7 +72,7 @@ def list_events(
     after: After = None,
 ) -> list[EventOut]:
     known = resolve_known_at(app, known_at)
-    events = app.history(slug, known)
+    events = app.read_model.history(slug, known)
     response.headers["ETag"] = etag(events[-1].version if events else 0)
     page = paginate(
         events,
@@ -93,10 +93,14 @@ def list_events(
     responses={404: {"model": ErrorOut, "description": "no such city or event"}},
 )
 def get_event(slug: Slug, event_id: EventId, app: AppDep, _: Reader) -> EventOut:
-    for event in app.history(slug):
-        if event.id == event_id:
-            return EventOut.model_validate(event)
-    raise ApiError(404, f"{slug} has no event {event_id!r}: see GET /cities/{slug}/events")
+    prefix, _dash, number = event_id.rpartition("-")
+    event = None
+    if prefix == slug and number.isascii() and number.isdigit() and len(number) <= 18:
+        event = app.read_model.event(slug, int(number))
+    if event is None:
+        app.read_model.city(slug)  # an unknown city is a 404 naming the city
+        raise ApiError(404, f"{slug} has no event {event_id!r}: see GET /cities/{slug}/events")
+    return EventOut.model_validate(event)
 
 
 @router.post(
@@ -210,7 +214,7 @@ def retract_event(
 
 
 def has_report(app: Dateline, slug: str, report_id: str) -> bool:
-    return any(e.report_id == report_id for e in app.history(slug))
+    return app.read_model.event_by_report(slug, report_id) is not None
 
 
 def conflicting_event(
@@ -221,6 +225,6 @@ def conflicting_event(
     if broken.is_later_event:
         return broken.event_id
     try:
-        return app.status(slug, occurred_on).state.event_id
+        return app.read_model.status(slug, occurred_on).state.event_id
     except Exception:  # naming the conflict is a courtesy; the 409 stands without it
         return None

@@ -53,8 +53,11 @@ def test_an_undecodable_event_is_named_on_http_and_the_command_line(
     as_superuser(settings, f"UPDATE {{events}} SET state = %s WHERE {{nid}} = {nid}",
                  params=(b"\xff\xfe garbage",))  # fmt: skip
     for api in open_api(settings, store_kind):
+        # Reads come from the read model, made when the event was whole; what
+        # needs the stored event itself (a write, the auditor's replay) names it.
+        assert api.get("/cities/testville/events").status_code == 200
         for response in (
-            api.get("/cities/testville/events"),
+            api.get("/cities/testville/audit"),
             api.report("testville", "Contested", "2015-10-01", "Taliban"),
         ):
             assert response.status_code == 503, response.text
@@ -64,7 +67,7 @@ def test_an_undecodable_event_is_named_on_http_and_the_command_line(
             assert "dateline audit verify" in body["detail"]
     monkeypatch.setenv("DATELINE_DATABASE_URL", settings.database_url or "")
     monkeypatch.setenv("DATELINE_POSTGRES_SCHEMA", settings.postgres_schema)
-    assert main(["history", "testville"]) == 1
+    assert main(["audit", "replay", "testville"], out=lambda _: None) == 1
     err = capsys.readouterr().err
     assert err.startswith("dateline: error: testville-2 cannot be decoded (")
     assert "Traceback" not in err
