@@ -15,10 +15,12 @@ from urllib.parse import urlsplit
 from domain.city import City
 from domain.control import EventType, Source
 from infrastructure.application import Dateline
+from infrastructure.progress import Progress
 
 SEEDS_DIR = Path(__file__).parent
 COUNTRY = "Afghanistan"
 SEED_REPORTER = "seed"
+SAVE_BATCH = 64  # cities per transaction
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,12 @@ def seed_report_id(slug: str, row: dict[str, str]) -> str:
     return f"seed:{slug}:{row['occurred_on']}:{row['event_type'].lower()}"
 
 
-def load_seeds(app: Dateline, seeds_dir: Path = SEEDS_DIR) -> SeedResult:
+def load_seeds(
+    app: Dateline, seeds_dir: Path = SEEDS_DIR, progress: Progress | None = None
+) -> SeedResult:
+    """Decide every city in memory (nothing is written if a row is refused),
+    then save them, SAVE_BATCH per transaction. `progress`, if given, is told
+    the cities saved by each batch, with all the cities as the total."""
     with open(seeds_dir / "cities.csv", newline="", encoding="utf-8") as f:
         city_rows = list(csv.DictReader(f))
     with open(seeds_dir / "control_events.csv", newline="", encoding="utf-8") as f:
@@ -81,5 +88,13 @@ def load_seeds(app: Dateline, seeds_dir: Path = SEEDS_DIR) -> SeedResult:
         )
         already += not outcome.created
 
-    written = app.import_cities(list(cities.values()))
+    decided = list(cities.values())
+    if progress:
+        progress(0, len(decided))
+    written = 0
+    for start in range(0, len(decided), SAVE_BATCH):
+        batch = decided[start : start + SAVE_BATCH]
+        written += app.import_cities(batch, batch_size=SAVE_BATCH)
+        if progress:
+            progress(len(batch), len(decided))
     return SeedResult(registered, written, already)

@@ -6,9 +6,10 @@ import argparse
 import time
 from typing import Any
 
+from api.cli.progress import progress_bar, rate
 from api.cli.render import Emit, UsageError, table
 from infrastructure.application import Dateline
-from infrastructure.read_model.check import Difference
+from infrastructure.read_model.check import Difference, check
 
 
 def difference_dict(d: Difference) -> dict[str, Any]:
@@ -26,13 +27,14 @@ def run(args: argparse.Namespace, app: Dateline, emit: Emit) -> None:
     model = app.read_model
     started = time.perf_counter()
     if args.projections_command == "rebuild":
-        applied = app.projection.rebuild()
+        with progress_bar("rebuilding", "events", quiet=args.json) as progress:
+            applied = app.projection.rebuild(progress)
         elapsed = time.perf_counter() - started
         position = model.position()
         emit(
             {"events_applied": applied, "position": position, "seconds": round(elapsed, 3)},
             f"rebuilt the read model from {applied} events "
-            f"(log position {position}) in {elapsed:.2f} s",
+            f"(log position {position}) in {elapsed:.2f} s, {rate(applied, elapsed, 'events')}",
         )
     elif args.projections_command == "status":
         position, events = model.progress()
@@ -63,13 +65,15 @@ def run(args: argparse.Namespace, app: Dateline, emit: Emit) -> None:
     elif args.projections_command == "check":
         if args.samples < 1:
             raise UsageError(f"--samples must be at least 1 (got {args.samples})")
-        differences, compared = app.check_read_model(args.samples)
+        with progress_bar("checking", "cities", quiet=args.json) as progress:
+            differences, compared = check(app, model, args.samples, progress=progress)
         elapsed = time.perf_counter() - started
         rows = [difference_dict(d) for d in differences]
         cities = len(app.city_slugs())
         summary = (
             f"{len(differences)} differences between the read model and the aggregate fold "
-            f"({cities} cities, {compared} (as_of, known_at) pairs, {elapsed:.2f} s)"
+            f"({cities} cities, {compared} (as_of, known_at) pairs, {elapsed:.2f} s, "
+            f"{rate(cities, elapsed, 'cities')})"
         )
         text = summary
         if rows:

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from api.cli.audit import AuditFailed, write_receipt
 from api.cli.audit import run as run_audit
 from api.cli.parser import build_parser
+from api.cli.progress import progress_bar, rate
 from api.cli.render import HISTORY_COLUMNS, UsageError, describe_status, history_rows, table
 from api.schemas import CityStatusOut, EventOut, IntervalOut, StatusOut, dump
 from domain.control import Source
@@ -36,6 +37,7 @@ from infrastructure.application import (
 )
 from infrastructure.audit.damage import UndecodableEvent, log_gap
 from infrastructure.audit.roles import grant_service_role
+from infrastructure.progress import Progress
 from infrastructure.read_model.queries import CityDegraded
 from infrastructure.settings import ConfigurationError, Settings
 
@@ -75,7 +77,8 @@ class Runner:
 
     def seed(self) -> None:
         started = time.perf_counter()
-        result = self.seed_store()
+        with progress_bar("seeding", "cities", quiet=self.args.json) as progress:
+            result = self.seed_store(progress)
         elapsed = time.perf_counter() - started
         data = {**result.__dict__, "seconds": round(elapsed, 3)}
         self.emit(
@@ -83,13 +86,13 @@ class Runner:
             f"seeded: {result.cities_registered} cities registered, "
             f"{result.events_written} events written, "
             f"{result.events_already_present} reports already present "
-            f"({elapsed:.2f} s)",
+            f"({elapsed:.2f} s, {rate(result.events_written, elapsed, 'events')})",
         )
 
-    def seed_store(self) -> Any:
+    def seed_store(self, progress: Progress | None = None) -> Any:
         from seeds.loader import load_seeds
 
-        return load_seeds(self.app)
+        return load_seeds(self.app, progress=progress)
 
     def cities(self) -> None:
         rows = [dump(CityStatusOut, view) for view in self.app.read_model.statuses()]

@@ -28,6 +28,7 @@ from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
 
 from domain.city import City
+from infrastructure.progress import Progress
 from infrastructure.read_model.projection import Projector, Rows
 from infrastructure.read_model.queries import ReadModel
 from infrastructure.read_model.tables import (
@@ -80,10 +81,16 @@ class CatchUp:
             if len(batch) < BATCH_SIZE:
                 return applied
 
-    def rebuild(self) -> int:
+    def rebuild(self, progress: Progress | None = None) -> int:
         """Empty the tables and apply the whole log again, in one transaction:
-        readers see the old answers until the new ones are complete."""
+        readers see the old answers until the new ones are complete.
+
+        `progress`, if given, is told the events applied by each batch, with the
+        log's head (its highest notification id) as the total."""
         applied = 0
+        head = (self.app.recorder.max_notification_id() or 0) if progress else None
+        if progress:
+            progress(0, head)
         cities: dict[UUID, City] = {}
         with self._write() as cursor:
             self._locked_position(cursor)
@@ -98,8 +105,11 @@ class CatchUp:
                 projected, outcome = self._project(batch, cities, degraded)
                 written = self._write_each(cursor, projected, outcome, cities, degraded)
                 self._mark(cursor, outcome.failures)
-                applied += sum(r.events for r in written)
+                done = sum(r.events for r in written)
+                applied += done
                 position = batch[-1].id
+                if progress:
+                    progress(done, head)
                 if len(batch) < BATCH_SIZE:
                     break
             cursor.execute(self.tables.reset_position, (position, applied, PROJECTION))

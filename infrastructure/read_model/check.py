@@ -8,7 +8,7 @@ instant, the history, and the all-cities map at a few pairs.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol, cast
@@ -19,6 +19,7 @@ from eventsourcing.application import Repository
 from domain.city import City, city_id
 from domain.control import UNKNOWN, ControlInterval
 from domain.log import LoggedEvent
+from infrastructure.progress import Progress
 from infrastructure.read_model.queries import ControlPeriod, ReadModel
 from infrastructure.views import CityView, StatusView, city_view
 
@@ -54,13 +55,18 @@ class Difference:
 
 
 def check(
-    app: FoldSource, model: ReadModel, samples: int = 200, seed: int = 0
+    app: FoldSource,
+    model: ReadModel,
+    samples: int = 200,
+    seed: int = 0,
+    progress: Progress | None = None,
 ) -> tuple[list[Difference], int]:
     """Compare with the aggregate fold (as `Dateline.status` computes it) on
     every city: the status at a sample of (as_of, known_at) pairs that always
     includes each period's and each event's boundaries, the timeline at each
     record instant, the history, and the all-cities map at a few pairs.
-    Returns the differences and the number of pairs compared."""
+    Returns the differences and the number of pairs compared. `progress`, if
+    given, is told each city compared, with the log's cities as the total."""
     differences: list[Difference] = []
     log_slugs = app.city_slugs()
     model_slugs = model.city_slugs()
@@ -75,7 +81,7 @@ def check(
     compared = 0
     rng = random.Random(seed)
     map_pairs: list[tuple[date, datetime]] = [(app.clock().date(), app.clock())]
-    for slug in log_slugs:
+    for slug in _reported(log_slugs, progress):
         if slug not in model_slugs or slug in degraded:
             continue
         fold = _Fold(app, slug)
@@ -132,6 +138,16 @@ def check(
                     )
                 )
     return differences, compared
+
+
+def _reported(slugs: Sequence[str], progress: Progress | None) -> Iterator[str]:
+    """Each slug, telling `progress` once the caller is done with it."""
+    if progress:
+        progress(0, len(slugs))
+    for slug in slugs:
+        yield slug
+        if progress:
+            progress(1, len(slugs))
 
 
 class _Fold:

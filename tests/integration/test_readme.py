@@ -15,8 +15,9 @@ What it does, as a reader on a fresh clone would after `make run`:
   output; trailing blank lines do not count.
 - each output is compared with the README's, both masked alike: instants
   (ISO 8601, the history table's `YYYY-MM-DD HH:MM:SS`, HTTP dates), ids (token
-  secrets `dl_...`, request ids, UUIDs) and durations (`0.14 s`, `3.2 ms`).
-  Nothing else is masked. Commands run as the login `root` (`cli:root`).
+  secrets `dl_...`, request ids, UUIDs), durations (`0.14 s`, `3.2 ms`) and
+  rates (`2,589 events/s`). Nothing else is masked. Commands run as the login
+  `root` (`cli:root`).
 
 A block that cannot run here opts out with the line `<!-- readme-test: skip -->`
 just before its opening fence (blank lines between are allowed). Blocks of other
@@ -54,6 +55,7 @@ MASKS = (
     (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"), "<id>"),
     (re.compile(r"\b[0-9a-f]{32}\b"), "<id>"),
     (re.compile(r"\b\d+(?:\.\d+)? m?s\b"), "<duration>"),
+    (re.compile(r"\b\d[\d,]* (?:events|cities)/s\b"), "<rate>"),
 )  # fmt: skip
 
 
