@@ -49,19 +49,31 @@ def serve(env: dict[str, str], port: int, log: Path, *extra: str) -> subprocess.
             stdout=output,
             stderr=subprocess.STDOUT,
         )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + STARTUP_SECONDS
+    wait_until_healthy(process, port, log)
+    return process
+
+
+def wait_until_healthy(
+    process: subprocess.Popen[bytes],
+    port: int,
+    log: Path,
+    what: str = "dateline serve",
+    seconds: float = STARTUP_SECONDS,
+) -> None:
+    """Until GET /health on 127.0.0.1:`port` answers 200; fails the test, with the
+    server's log, if the process exits or does not answer in time."""
+    deadline = time.monotonic() + seconds
     while True:
         if process.poll() is not None:
-            pytest.fail(f"dateline serve exited {process.returncode}:\n{log.read_text()}")
+            pytest.fail(f"{what} exited {process.returncode}:\n{log.read_text()}")
         try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return process
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return
         except httpx.TransportError:
             pass
         if time.monotonic() > deadline:
             process.kill()
-            pytest.fail(f"dateline serve did not answer in time:\n{log.read_text()}")
+            pytest.fail(f"{what} did not answer in time:\n{log.read_text()}")
         time.sleep(0.1)
 
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +20,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Route, sync_playwright
 
+from tests.api.servers import dateline, free_port, wait_until_healthy
 from tests.conftest import screenshot_folder
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,18 +38,6 @@ class Server:
         return httpx.Client(
             base_url=self.url, timeout=30, headers={"Authorization": f"Bearer {self.token}"}
         )
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def dateline(*args: str) -> list[str]:
-    return [sys.executable, "-m", "api.cli", *args]
 
 
 def require_chromium() -> None:
@@ -91,18 +78,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         )
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"dateline serve exited {process.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"dateline serve did not answer in time:\n{log.read_text()}")
-            time.sleep(0.1)
+        wait_until_healthy(process, port, log, seconds=STARTUP_SECONDS)
         yield Server(url, log, token.group())
     finally:
         process.terminate()

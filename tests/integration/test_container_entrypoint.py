@@ -6,23 +6,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
-import pytest
+from tests.api.servers import free_port, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 90
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_entrypoint_execs_the_server_which_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
@@ -41,18 +32,7 @@ def test_entrypoint_execs_the_server_which_stops_gracefully_on_sigterm(tmp_path:
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the entrypoint exited {process.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"no answer from the entrypoint's server:\n{log.read_text()}")
-            time.sleep(0.2)
+        wait_until_healthy(process, port, log, "the entrypoint's server", seconds=STARTUP_SECONDS)
         # exec: the process `sh` started as is now the server itself.
         command = Path(f"/proc/{process.pid}/cmdline").read_bytes().split(b"\0")
         assert b"serve" in command and b"sh" not in command

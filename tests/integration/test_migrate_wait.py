@@ -13,13 +13,8 @@ import pytest
 from api.cli import main
 from infrastructure import migrations
 from infrastructure.settings import StoreConfig
+from tests.api.servers import free_port
 from tests.conftest import POSTGRES_URL, require_postgres
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class LateServer:

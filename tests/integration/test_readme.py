@@ -28,16 +28,15 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
+
+from tests.api.servers import free_port, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -114,12 +113,6 @@ def mask(text: str) -> str:
     return text
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Clone:
     """The reader's directory, the server `make run` started there, and one shell."""
@@ -170,18 +163,7 @@ def clone(tmp_path: Path) -> Iterator[Clone]:
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"dateline serve exited {server.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"dateline serve did not answer in time:\n{log.read_text()}")
-            time.sleep(0.2)
+        wait_until_healthy(server, port, log, seconds=STARTUP_SECONDS)
         yield Clone(tmp_path, port, env, state)
     finally:
         server.terminate()
