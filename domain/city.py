@@ -419,19 +419,7 @@ class City(Aggregate):
         """Re-apply `entries` (every active event from `day` on, as the change
         would leave them) to the state the day before; the rules are checked and
         a broken later event is named. Returns (intervals kept, the new tail)."""
-        derived = self._fold_state()
-        kept, resumed = reopen_before(derived.intervals, day)
-        if resumed is None:
-            start = [
-                initial_interval(
-                    self.initial_controller, self.tracked_since, event_id(self.slug, 1)
-                )
-            ]
-            holders = {self.initial_controller}
-        else:
-            start = [resumed]
-            holders = {self.initial_controller}
-            holders.update(a for a, first in derived.first_held.items() if first < day)
+        kept, start, holders = self._resume(self._fold_state(), day)
         adding = verb == "reporting"
         try:
             tail = fold_from(
@@ -456,6 +444,19 @@ class City(Aggregate):
     def _plan(self, version: int, planned: tuple[int, list[ControlInterval]]) -> None:
         self._fold_state().planned = (version, *planned)
 
+    def _resume(self, derived: _Derived, day: date) -> tuple[int, list[ControlInterval], set[str]]:
+        """Where a fold resumes to re-apply the events from `day` on: the intervals
+        kept, the interval in force the day before (reopened; the first one if
+        `day` starts the record) and the actors that held the city before `day`."""
+        kept, resumed = reopen_before(derived.intervals, day)
+        if resumed is None:
+            resumed = initial_interval(
+                self.initial_controller, self.tracked_since, event_id(self.slug, 1)
+            )
+        holders = {self.initial_controller}
+        holders.update(a for a, first in derived.first_held.items() if first < day)
+        return kept, [resumed], holders
+
     def _advance(self, version: int, day: date) -> None:
         """Bring the derived intervals up to the event just applied to the
         timeline (dated `day`): the command's checked re-fold if it planned one,
@@ -467,17 +468,7 @@ class City(Aggregate):
         if planned is not None and planned[0] == version:
             _, kept, tail = planned
         else:
-            kept, resumed = reopen_before(derived.intervals, day)
-            if resumed is None:
-                start = [
-                    initial_interval(
-                        self.initial_controller, self.tracked_since, event_id(self.slug, 1)
-                    )
-                ]
-            else:
-                start = [resumed]
-            holders = {self.initial_controller}
-            holders.update(a for a, first in derived.first_held.items() if first < day)
+            kept, start, holders = self._resume(derived, day)
             tail = fold_from(self.name, start, holders, self._entries_from(day))
         before = derived.intervals[kept:]
         unchanged = set(before) & set(tail)
