@@ -22,19 +22,19 @@ from fastapi_offline import FastAPIOffline
 from pydantic.json_schema import models_json_schema
 from starlette.types import Scope
 
-from api import audit_errors
-from api.conditional import ConditionalGet
-from api.cors import SplitCors
-from api.errors import MAX_BODY_BYTES, BodySizeLimit, install_error_handlers
-from api.observability import configure_logging, install_observability
-from api.queries import make_queries
-from api.routers import audit, changes, cities, events, exports, health, page, status
-from api.schemas import StatusFeatureCollection
-from infrastructure.application import Clock, Dateline, utc_now
-from infrastructure.audit.checkpointer import Checkpointer
-from infrastructure.audit.guards import check_guards
-from infrastructure.settings import Settings
-from infrastructure.tokens import TokenStore
+from dateline.api import audit_errors
+from dateline.api.conditional import ConditionalGet
+from dateline.api.cors import SplitCors
+from dateline.api.errors import MAX_BODY_BYTES, BodySizeLimit, install_error_handlers
+from dateline.api.observability import configure_logging, install_observability
+from dateline.api.queries import make_queries
+from dateline.api.routers import audit, changes, cities, events, exports, health, page, status
+from dateline.api.schemas import StatusFeatureCollection
+from dateline.infrastructure.application import Clock, Dateline, utc_now
+from dateline.infrastructure.audit.checkpointer import Checkpointer
+from dateline.infrastructure.audit.guards import check_guards
+from dateline.infrastructure.settings import Settings
+from dateline.infrastructure.tokens import TokenStore
 
 DESCRIPTION = """\
 Who controlled a city **as of** a date, **as known at** a moment, who says so,

@@ -10,10 +10,10 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from api.errors import concurrency_conflict, error_response
-from infrastructure.application import ConcurrencyConflict
-from infrastructure.audit.damage import UndecodableEvent, log_gap
-from infrastructure.audit.receipts import ReceiptsUnavailable
+from dateline.api.errors import concurrency_conflict, error_response
+from dateline.infrastructure.application import ConcurrencyConflict
+from dateline.infrastructure.audit.damage import UndecodableEvent, log_gap
+from dateline.infrastructure.audit.receipts import ReceiptsUnavailable
 
 
 def undecodable_event(request: Request, exc: Exception) -> JSONResponse:

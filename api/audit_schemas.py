@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ConfigDict, Field
 
-from api.schemas import KUNDUZ_EVENT, EventOut, Response
+from dateline.api.schemas import KUNDUZ_EVENT, EventOut, Response
 
 CONTESTED: dict[str, Any] = {
     "status": "contested", "controller": "Afghan government", "contested_by": "Taliban",

@@ -13,13 +13,13 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from api.schemas import EventOut, dump
-from domain.changes import Change, changes
-from domain.city import city_id
-from domain.control import ControlState, Status
-from domain.log import LoggedEvent
-from infrastructure.application import Dateline
-from infrastructure.audit.store import AuditDatabase
+from dateline.api.schemas import EventOut, dump
+from dateline.domain.changes import Change, changes
+from dateline.domain.city import city_id
+from dateline.domain.control import ControlState, Status
+from dateline.domain.log import LoggedEvent
+from dateline.infrastructure.application import Dateline
+from dateline.infrastructure.audit.store import AuditDatabase
 
 JUST_BEFORE = timedelta(microseconds=1)
 

@@ -14,9 +14,9 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.errors import ApiError
-from infrastructure.settings import Settings
-from infrastructure.tokens import Role, TokenStore
+from dateline.api.errors import ApiError
+from dateline.infrastructure.settings import Settings
+from dateline.infrastructure.tokens import Role, TokenStore
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="dateline"'}
 HOW_TO_GET_ONE = "create one with `dateline tokens create --name NAME --role ROLE`"

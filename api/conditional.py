@@ -29,7 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.schemas import parse_day, parse_instant
+from dateline.api.schemas import parse_day, parse_instant
 
 IMMUTABLE = "max-age=31536000, immutable"
 SHORT_MAX_AGE = 10  # seconds: answers about "now"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.conditional import request_header
+from dateline.api.conditional import request_header
 
 READ_METHODS = ("GET", "HEAD")
 EXPOSED = ["ETag", "Link", "Location"]

@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from domain.errors import (
+from dateline.domain.errors import (
     AlreadyRetracted,
     CityAlreadyExists,
     CityNotFound,
@@ -31,8 +31,8 @@ from domain.errors import (
     UnknownEvent,
     VersionMismatch,
 )
-from infrastructure.application import ConcurrencyConflict, StoreUnavailable
-from infrastructure.read_model.queries import CityDegraded
+from dateline.infrastructure.application import ConcurrencyConflict, StoreUnavailable
+from dateline.infrastructure.read_model.queries import CityDegraded
 
 log = logging.getLogger("dateline.api")
 

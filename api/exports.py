@@ -15,9 +15,9 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from api.queries import ControlQueries, causing_sources
-from domain.log import LoggedEvent
-from infrastructure.application import CityView, Dateline, StatusView
+from dateline.api.queries import ControlQueries, causing_sources
+from dateline.domain.log import LoggedEvent
+from dateline.infrastructure.application import CityView, Dateline, StatusView
 
 STATUS_COLUMNS = (
     "city",

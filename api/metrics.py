@@ -34,7 +34,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from infrastructure.application import Dateline
+from dateline.infrastructure.application import Dateline
 
 UNMATCHED = "unmatched"
 CONFLICT_STATUSES = frozenset({409, 412})

@@ -23,7 +23,7 @@ from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import metrics
+from dateline.api import metrics
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # What a caller may send as its own id: printable, no spaces, bounded.

@@ -15,7 +15,7 @@ from typing import Annotated, TypeVar
 
 from fastapi import Query, Request, Response
 
-from api.errors import field_error
+from dateline.api.errors import field_error
 
 MAX_PAGE_SIZE = 1000
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Protocol
 
-from domain.log import LoggedEvent
-from infrastructure.application import Dateline, StatusView
+from dateline.domain.log import LoggedEvent
+from dateline.infrastructure.application import Dateline, StatusView
 
 
 class ControlQueries(Protocol):

@@ -23,10 +23,10 @@ from pydantic import (
     model_validator,
 )
 
-from api import instants
-from domain.city import MAX_LATITUDE, MAX_LONGITUDE, MAX_POPULATION, MAX_PROSE, MAX_TEXT
-from domain.control import EventType, Status
-from infrastructure.views import StatusView
+from dateline.api import instants
+from dateline.domain.city import MAX_LATITUDE, MAX_LONGITUDE, MAX_POPULATION, MAX_PROSE, MAX_TEXT
+from dateline.domain.control import EventType, Status
+from dateline.infrastructure.views import StatusView
 
 DAY_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"

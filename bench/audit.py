@@ -32,12 +32,12 @@ from typing import Any
 
 import psycopg
 
-from domain.control import EventType, Source
-from infrastructure.application import Dateline
-from infrastructure.audit import store as audit_store
-from infrastructure.audit.chain import GENESIS, chain, event_hash
-from infrastructure.audit.service import verify_store
-from infrastructure.settings import Settings
+from dateline.domain.control import EventType, Source
+from dateline.infrastructure.application import Dateline
+from dateline.infrastructure.audit import store as audit_store
+from dateline.infrastructure.audit.chain import GENESIS, chain, event_hash
+from dateline.infrastructure.audit.service import verify_store
+from dateline.infrastructure.settings import Settings
 
 DEFAULT_URL = os.environ.get(
     "DATELINE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -249,9 +249,9 @@ def receipt_figure(settings: Settings, n: int, key_dir: Path) -> dict[str, Any]:
     a receipt, alternating call by call: per-call latency percentiles."""
     import random
 
-    from api.schemas import StatusOut, dump
-    from infrastructure.audit import checkpoints, receipts
-    from seeds.loader import load_seeds
+    from dateline.api.schemas import StatusOut, dump
+    from dateline.infrastructure.audit import checkpoints, receipts
+    from dateline.seeds.loader import load_seeds
 
     key = key_dir / f"bench-{uuid.uuid4().hex[:8]}.key"
     checkpoints.generate_key(key)

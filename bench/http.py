@@ -20,7 +20,7 @@ from urllib.parse import quote
 from bench.figures import Figure, judge_at_least, judge_at_most
 from bench.inprocess import Writer, make_writers, status_samples
 from bench.synth import LogBuilder
-from infrastructure.settings import Settings
+from dateline.infrastructure.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,7 +31,7 @@ class ServerError(RuntimeError):
 
 def api_missing() -> str | None:
     """Why the HTTP figures cannot run, or None."""
-    for module in ("api.app", "api.cli.serve", "api.cli.tokens"):
+    for module in ("dateline.api.app", "dateline.api.cli.serve", "dateline.api.cli.tokens"):
         if importlib.util.find_spec(module) is None:
             return f"{module} has not landed"
     return None
@@ -56,12 +56,21 @@ def server_env(settings: Settings, extra_path: Sequence[Path] = ()) -> dict[str,
 
 def serve_command(port: int) -> list[str]:
     """What the docs tell an operator to run: `dateline serve`."""
-    return [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    return [
+        sys.executable,
+        "-m",
+        "dateline.api.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
 
 
 def cli(settings: Settings, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "api.cli", *args],
+        [sys.executable, "-m", "dateline.api.cli", *args],
         env=server_env(settings),
         cwd=ROOT,
         capture_output=True,

@@ -20,9 +20,9 @@ from bench import pg
 from bench.figures import Figure, judge_at_least, judge_at_most
 from bench.stats import summarize, time_calls
 from bench.synth import LOG_END, REPORTERS, CityPlan, LogBuilder, advance, next_fresh
-from domain.city import City, city_id
-from domain.control import Source
-from infrastructure.application import Dateline
+from dateline.domain.city import City, city_id
+from dateline.domain.control import Source
+from dateline.infrastructure.application import Dateline
 
 
 def fast_projector(aggregate: Any, events: Iterable[Any]) -> Any:
@@ -293,9 +293,9 @@ def _timed_each(call: Callable[[Any], object], items: list[Any], warmup: int) ->
 # -------------------------------------------------------------------------- map
 def geojson_builder() -> tuple[Callable[[list[Any]], dict[str, Any]], str]:
     try:
-        from api.routers.status import feature_collection
+        from dateline.api.routers.status import feature_collection
 
-        return feature_collection, "api.routers.status.feature_collection"
+        return feature_collection, "dateline.api.routers.status.feature_collection"
     except ImportError:
         return _feature_collection, "bench's own builder (the API's is not importable)"
 
@@ -397,7 +397,7 @@ def rebuild_figure(app: Dateline, url: str, schema: str) -> Figure:
 
 
 def _read_model_batch_size() -> int:
-    from infrastructure.read_model import catch_up
+    from dateline.infrastructure.read_model import catch_up
 
     return catch_up.BATCH_SIZE
 

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from bench.stats import summarize
 from bench.synth import Frontier, advance, next_fresh
-from domain.control import EventType, Status
+from dateline.domain.control import EventType, Status
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 

@@ -26,12 +26,12 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import sync_playwright
 
-from api.routers.page import PAGE_DIR
 from bench.http import free_port
-from domain.control import EventType, Source
-from infrastructure.application import Dateline
-from infrastructure.settings import Settings
-from seeds.loader import load_seeds
+from dateline.api.routers.page import PAGE_DIR
+from dateline.domain.control import EventType, Source
+from dateline.infrastructure.application import Dateline
+from dateline.infrastructure.settings import Settings
+from dateline.seeds.loader import load_seeds
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE_FILES = ("index.html", "app.js", "style.css", "borders.geojson")
@@ -85,7 +85,7 @@ def measure(extra_cities: int, log: Path) -> dict[str, float]:
         url = f"http://127.0.0.1:{port}"
         with open(log, "wb") as output:
             server = subprocess.Popen(
-                [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
+                [sys.executable, "-m", "dateline.api.cli", "serve", "--port", str(port)],
                 env=env,
                 cwd=ROOT,
                 stdout=output,

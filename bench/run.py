@@ -25,8 +25,8 @@ from typing import Any
 from bench import analysis, inprocess, pg
 from bench.figures import KEYS, Figure
 from bench.synth import LogBuilder, SynthConfig
-from infrastructure.application import Dateline, utc_now
-from infrastructure.settings import Settings
+from dateline.infrastructure.application import Dateline, utc_now
+from dateline.infrastructure.settings import Settings
 
 DEFAULT_URL = os.environ.get(
     "DATELINE_BENCH_POSTGRES_URL",

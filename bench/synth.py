@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from domain.city import City
-from domain.control import EventType, Source, Status, TimelineEntry, fold
-from domain.errors import ControlRuleViolation
+from dateline.domain.city import City
+from dateline.domain.control import EventType, Source, Status, TimelineEntry, fold
+from dateline.domain.errors import ControlRuleViolation
 
 EPOCH_START = datetime(2000, 1, 1, tzinfo=UTC)
 LOG_END = datetime(2026, 6, 30, tzinfo=UTC)  # the synthetic log stops before "now"

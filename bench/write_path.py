@@ -43,8 +43,8 @@ from bench.write_path_load import (
     process_cpu_s,
     profile_dateline,
 )
-from infrastructure.application import Dateline
-from infrastructure.settings import Settings
+from dateline.infrastructure.application import Dateline
+from dateline.infrastructure.settings import Settings
 
 DEFAULT_URL = os.environ.get(
     "DATELINE_BENCH_POSTGRES_URL",

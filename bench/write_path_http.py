@@ -10,8 +10,8 @@ from typing import Any
 
 from bench import http
 from bench.write_path_load import CHALLENGER, CONTROLLER, build_cities
-from infrastructure.application import Dateline
-from infrastructure.settings import Settings
+from dateline.infrastructure.application import Dateline
+from dateline.infrastructure.settings import Settings
 
 ACTORS = [CONTROLLER, CHALLENGER, "Militia"]
 

@@ -28,10 +28,10 @@ from eventsourcing.domain import Aggregate, event
 
 from bench.inprocess import Timers
 from bench.stats import summarize
-from domain.city import City, city_id
-from domain.control import EventType, Source
-from infrastructure.application import Dateline, utc_now
-from infrastructure.settings import StoreConfig
+from dateline.domain.city import City, city_id
+from dateline.domain.control import EventType, Source
+from dateline.infrastructure.application import Dateline, utc_now
+from dateline.infrastructure.settings import StoreConfig
 
 CONTROLLER = "Government"
 CHALLENGER = "Rebels"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from domain.control import UNKNOWN, ControlInterval, ControlState
+from dateline.domain.control import UNKNOWN, ControlInterval, ControlState
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate
 from eventsourcing.domain import Snapshot as AggregateSnapshot
 
-from domain.control import (
+from dateline.domain.control import (
     ControlInterval,
     ControlState,
     EventType,
@@ -33,7 +33,7 @@ from domain.control import (
     reopen_before,
     state_on,
 )
-from domain.errors import (
+from dateline.domain.errors import (
     AlreadyRetracted,
     ControlRuleViolation,
     InvalidReport,

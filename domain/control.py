@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
-from domain.errors import ControlRuleViolation
+from dateline.domain.errors import ControlRuleViolation
 
 
 class EventType(StrEnum):

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from domain.city import City, event_id
-from domain.control import Source
+from dateline.domain.city import City, event_id
+from dateline.domain.control import Source
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,17 +26,17 @@ from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.utils import Environment
 from psycopg_pool import ConnectionPool
 
-from domain.city import City, ReportOutcome, city_id
-from domain.control import UNKNOWN, ControlInterval, EventType, Source
-from domain.errors import CityAlreadyExists, CityNotFound, VersionMismatch
-from domain.log import LoggedEvent, read_log
-from infrastructure import migrations
-from infrastructure.read_model.catch_up import CatchUp
-from infrastructure.read_model.check import Difference, check
-from infrastructure.read_model.projection import Projector
-from infrastructure.read_model.queries import ReadModel
-from infrastructure.read_model.tables import TABLES
-from infrastructure.recorders import (
+from dateline.domain.city import City, ReportOutcome, city_id
+from dateline.domain.control import UNKNOWN, ControlInterval, EventType, Source
+from dateline.domain.errors import CityAlreadyExists, CityNotFound, VersionMismatch
+from dateline.domain.log import LoggedEvent, read_log
+from dateline.infrastructure import migrations
+from dateline.infrastructure.read_model.catch_up import CatchUp
+from dateline.infrastructure.read_model.check import Difference, check
+from dateline.infrastructure.read_model.projection import Projector
+from dateline.infrastructure.read_model.queries import ReadModel
+from dateline.infrastructure.read_model.tables import TABLES
+from dateline.infrastructure.recorders import (
     INDEX_KWARG,
     ROWS_KWARG,
     SNAPSHOTS_KWARG,
@@ -44,9 +44,9 @@ from infrastructure.recorders import (
     PostgresIndexedRecorder,
     SQLiteIndexedRecorder,
 )
-from infrastructure.settings import Settings, StoreConfig
-from infrastructure.views import AppendResult, CityView, StatusView, city_view
-from infrastructure.writer import CityWriter, ConcurrencyConflict, StoreUnavailable
+from dateline.infrastructure.settings import Settings, StoreConfig
+from dateline.infrastructure.views import AppendResult, CityView, StatusView, city_view
+from dateline.infrastructure.writer import CityWriter, ConcurrencyConflict, StoreUnavailable
 
 __all__ = [
     "AppendResult",
@@ -90,16 +90,16 @@ class DateAsISO(Transcoding):
 def library_env(store: StoreConfig, settings: Settings) -> dict[str, str]:
     env = {"CREATE_TABLE": "false", "IS_SNAPSHOTTING_ENABLED": "y"}
     env["MAPPER_TOPIC"] = (
-        "infrastructure.audit.damage:NamingMapper"  # names an event that does not decode
+        "dateline.infrastructure.audit.damage:NamingMapper"  # names an event that does not decode
     )
     if store.kind == "sqlite":
         return env | {
-            "PERSISTENCE_MODULE": "infrastructure.recorders:DatelineSQLiteFactory",
+            "PERSISTENCE_MODULE": "dateline.infrastructure.recorders:DatelineSQLiteFactory",
             "SQLITE_DBNAME": str(store.sqlite_path),
             "SQLITE_LOCK_TIMEOUT": "10",
         }
     return env | {
-        "PERSISTENCE_MODULE": "infrastructure.recorders:DatelinePostgresFactory",
+        "PERSISTENCE_MODULE": "dateline.infrastructure.recorders:DatelinePostgresFactory",
         "POSTGRES_HOST": store.host,
         "POSTGRES_PORT": str(store.port),
         "POSTGRES_USER": store.user,

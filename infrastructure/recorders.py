@@ -41,9 +41,9 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 from psycopg_pool import PoolTimeout
 
-from infrastructure.audit import store as audit
-from infrastructure.read_model.projection import Rows
-from infrastructure.read_model.tables import (
+from dateline.infrastructure.audit import store as audit
+from dateline.infrastructure.read_model.projection import Rows
+from dateline.infrastructure.read_model.tables import (
     PROJECTION,
     PostgresDialect,
     PostgresTableWriter,

@@ -30,7 +30,7 @@ from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 from psycopg_pool import ConnectionPool
 
-from infrastructure.settings import StoreConfig
+from dateline.infrastructure.settings import StoreConfig
 
 TOKEN_PREFIX = "dl_"
 VERIFIED_SECONDS = 2.0  # how long a verified token is trusted without a lookup

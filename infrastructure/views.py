@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from domain.city import City
-from domain.control import ControlState
-from domain.log import LoggedEvent
+from dateline.domain.city import City
+from dateline.domain.control import ControlState
+from dateline.domain.log import LoggedEvent
 
 
 @dataclass(frozen=True, slots=True)

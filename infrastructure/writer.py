@@ -31,9 +31,9 @@ from uuid import UUID
 import psycopg
 from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
 
-from domain.city import City, ReportOutcome
-from domain.errors import DomainError
-from domain.log import LoggedEvent, read_log
+from dateline.domain.city import City, ReportOutcome
+from dateline.domain.errors import DomainError
+from dateline.domain.log import LoggedEvent, read_log
 
 log = logging.getLogger("dateline.writer")
 

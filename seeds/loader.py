@@ -12,10 +12,10 @@ from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from domain.city import City
-from domain.control import EventType, Source
-from infrastructure.application import Dateline
-from infrastructure.progress import Progress
+from dateline.domain.city import City
+from dateline.domain.control import EventType, Source
+from dateline.infrastructure.application import Dateline
+from dateline.infrastructure.progress import Progress
 
 SEEDS_DIR = Path(__file__).parent
 COUNTRY = "Afghanistan"

@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 
-from infrastructure.settings import Settings
+from dateline.infrastructure.settings import Settings
 from tests.conftest import POSTGRES_URL
 
 GUARD = "dateline_refuse_rewrite"

@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from infrastructure.settings import Settings
+from dateline.infrastructure.settings import Settings
 
 POSTGRES_URL = os.environ.get(
     "DATELINE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -102,7 +102,7 @@ CliRunner = Callable[..., tuple[int, str]]
 @pytest.fixture
 def cli(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     """The `dateline` command line on the test's store, migrated and seeded."""
-    from api.cli import main
+    from dateline.api.cli import main
 
     monkeypatch.setenv("DATELINE_DATABASE_URL", settings.database_url or "")
     monkeypatch.setenv("DATELINE_POSTGRES_SCHEMA", settings.postgres_schema)

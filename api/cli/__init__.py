@@ -5,7 +5,7 @@ line, `render` prints; one module per command group: `projections`, `tokens`,
 `export`, `audit`, `serve`.
 """
 
-from api.cli.parser import parse_instant
-from api.cli.runner import main
+from dateline.api.cli.parser import parse_instant
+from dateline.api.cli.runner import main
 
 __all__ = ["main", "parse_instant"]

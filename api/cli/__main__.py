@@ -2,6 +2,6 @@
 
 import sys
 
-from api.cli.runner import main
+from dateline.api.cli.runner import main
 
 sys.exit(main())

@@ -17,16 +17,16 @@ from typing import Any
 
 import psycopg
 
-from api import audit_views
-from api.cli.render import Emit
-from infrastructure.application import Dateline
-from infrastructure.audit import checkpoints, receipts
-from infrastructure.audit.checkpoints import CheckpointError
-from infrastructure.audit.guards import expected as guard_expected
-from infrastructure.audit.guards import missing_guards, restore_guards
-from infrastructure.audit.roles import role_warnings
-from infrastructure.audit.service import take_checkpoint, verify_store
-from infrastructure.settings import Settings
+from dateline.api import audit_views
+from dateline.api.cli.render import Emit
+from dateline.infrastructure.application import Dateline
+from dateline.infrastructure.audit import checkpoints, receipts
+from dateline.infrastructure.audit.checkpoints import CheckpointError
+from dateline.infrastructure.audit.guards import expected as guard_expected
+from dateline.infrastructure.audit.guards import missing_guards, restore_guards
+from dateline.infrastructure.audit.roles import role_warnings
+from dateline.infrastructure.audit.service import take_checkpoint, verify_store
+from dateline.infrastructure.settings import Settings
 
 Out = Callable[[str], None]
 

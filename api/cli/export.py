@@ -11,9 +11,9 @@ import json
 from collections.abc import Callable
 from datetime import datetime
 
-from api.exports import CHANGES_COLUMNS, STATUS_COLUMNS, change_rows, status_rows, to_csv
-from api.queries import make_queries
-from infrastructure.application import Dateline
+from dateline.api.exports import CHANGES_COLUMNS, STATUS_COLUMNS, change_rows, status_rows, to_csv
+from dateline.api.queries import make_queries
+from dateline.infrastructure.application import Dateline
 
 
 def run(args: argparse.Namespace, app: Dateline, out: Callable[[str], None]) -> None:

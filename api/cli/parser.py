@@ -8,8 +8,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from api import instants
-from domain.control import EventType
+from dateline.api import instants
+from dateline.domain.control import EventType
 
 
 def parse_day(text: str) -> date:

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from infrastructure.progress import Progress as Reporter
+from dateline.infrastructure.progress import Progress as Reporter
 
 
 def stderr_is_terminal() -> bool:

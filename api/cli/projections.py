@@ -6,10 +6,10 @@ import argparse
 import time
 from typing import Any
 
-from api.cli.progress import progress_bar, rate
-from api.cli.render import Emit, UsageError, table
-from infrastructure.application import Dateline
-from infrastructure.read_model.check import Difference, check
+from dateline.api.cli.progress import progress_bar, rate
+from dateline.api.cli.render import Emit, UsageError, table
+from dateline.infrastructure.application import Dateline
+from dateline.infrastructure.read_model.check import Difference, check
 
 
 def difference_dict(d: Difference) -> dict[str, Any]:

@@ -20,26 +20,32 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from api.cli.audit import AuditFailed, write_receipt
-from api.cli.audit import run as run_audit
-from api.cli.parser import build_parser
-from api.cli.progress import progress_bar, rate
-from api.cli.render import HISTORY_COLUMNS, UsageError, describe_status, history_rows, table
-from api.schemas import CityStatusOut, EventOut, IntervalOut, StatusOut, dump
-from domain.control import Source
-from domain.errors import CityNotFound, DomainError
-from infrastructure import migrations
-from infrastructure.application import (
+from dateline.api.cli.audit import AuditFailed, write_receipt
+from dateline.api.cli.audit import run as run_audit
+from dateline.api.cli.parser import build_parser
+from dateline.api.cli.progress import progress_bar, rate
+from dateline.api.cli.render import (
+    HISTORY_COLUMNS,
+    UsageError,
+    describe_status,
+    history_rows,
+    table,
+)
+from dateline.api.schemas import CityStatusOut, EventOut, IntervalOut, StatusOut, dump
+from dateline.domain.control import Source
+from dateline.domain.errors import CityNotFound, DomainError
+from dateline.infrastructure import migrations
+from dateline.infrastructure.application import (
     ConcurrencyConflict,
     Dateline,
     StoreNotMigrated,
     StoreUnavailable,
 )
-from infrastructure.audit.damage import UndecodableEvent, log_gap
-from infrastructure.audit.roles import grant_service_role
-from infrastructure.progress import Progress
-from infrastructure.read_model.queries import CityDegraded
-from infrastructure.settings import ConfigurationError, Settings
+from dateline.infrastructure.audit.damage import UndecodableEvent, log_gap
+from dateline.infrastructure.audit.roles import grant_service_role
+from dateline.infrastructure.progress import Progress
+from dateline.infrastructure.read_model.queries import CityDegraded
+from dateline.infrastructure.settings import ConfigurationError, Settings
 
 MISSION_DATES = (date(2015, 9, 28), date(2016, 10, 3), date(2021, 8, 8))
 
@@ -90,7 +96,7 @@ class Runner:
         )
 
     def seed_store(self, progress: Progress | None = None) -> Any:
-        from seeds.loader import load_seeds
+        from dateline.seeds.loader import load_seeds
 
         return load_seeds(self.app, progress=progress)
 
@@ -169,12 +175,12 @@ class Runner:
         self.out("\nTry: dateline status kunduz --as-of 2015-09-28   (see README.md)")
 
     def serve(self) -> None:
-        from api.cli.serve import run as run_serve
+        from dateline.api.cli.serve import run as run_serve
 
         run_serve(self.args, self.out)
 
     def export(self) -> None:
-        from api.cli.export import run as run_export
+        from dateline.api.cli.export import run as run_export
 
         try:
             run_export(self.args, self.app, self.out)
@@ -182,12 +188,12 @@ class Runner:
             raise UsageError(str(bad)) from None
 
     def tokens(self) -> None:
-        from api.cli.tokens import run as run_tokens
+        from dateline.api.cli.tokens import run as run_tokens
 
         run_tokens(self.args, self.app, self.emit)
 
     def projections(self) -> None:
-        from api.cli.projections import run as run_projections
+        from dateline.api.cli.projections import run as run_projections
 
         run_projections(self.args, self.app, self.emit)
 

@@ -16,15 +16,15 @@ from pathlib import Path
 
 import uvicorn
 
-from api.app import create_app
-from api.observability import configure_logging
-from infrastructure.application import Dateline
-from infrastructure.audit.checkpoints import CheckpointError, load_private_key
-from infrastructure.audit.guards import check_guards
-from infrastructure.audit.roles import role_warnings
-from infrastructure.settings import ConfigurationError, Settings
+from dateline.api.app import create_app
+from dateline.api.observability import configure_logging
+from dateline.infrastructure.application import Dateline
+from dateline.infrastructure.audit.checkpoints import CheckpointError, load_private_key
+from dateline.infrastructure.audit.guards import check_guards
+from dateline.infrastructure.audit.roles import role_warnings
+from dateline.infrastructure.settings import ConfigurationError, Settings
 
-FACTORY = "api.app:from_environment"
+FACTORY = "dateline.api.app:from_environment"
 
 
 def command_name() -> str:
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> None:
             except CheckpointError as error:
                 raise ConfigurationError(str(error)) from None
         if args.seed:
-            from seeds.loader import load_seeds
+            from dateline.seeds.loader import load_seeds
 
             result = load_seeds(app)
             out(

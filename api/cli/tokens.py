@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from api.cli.render import Emit, UsageError, table
-from infrastructure.application import Dateline
-from infrastructure.tokens import TokenError, TokenInfo, TokenStore
+from dateline.api.cli.render import Emit, UsageError, table
+from dateline.infrastructure.application import Dateline
+from dateline.infrastructure.tokens import TokenError, TokenInfo, TokenStore
 
 
 def info_dict(info: TokenInfo) -> dict[str, Any]:

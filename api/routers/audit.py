@@ -8,13 +8,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from api import audit_views
-from api.audit_schemas import CheckpointOut, DiffOut, ReplayEventOut
-from api.auth import Reader
-from api.errors import ApiError, field_error
-from api.routers.deps import AppDep, KnownAt, Slug
-from api.schemas import ErrorOut, Instant
-from infrastructure.audit.service import latest_checkpoint
+from dateline.api import audit_views
+from dateline.api.audit_schemas import CheckpointOut, DiffOut, ReplayEventOut
+from dateline.api.auth import Reader
+from dateline.api.errors import ApiError, field_error
+from dateline.api.routers.deps import AppDep, KnownAt, Slug
+from dateline.api.schemas import ErrorOut, Instant
+from dateline.infrastructure.audit.service import latest_checkpoint
 
 router = APIRouter(tags=["audit"])
 

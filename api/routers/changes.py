@@ -7,11 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from api.auth import Reader
-from api.errors import field_error
-from api.pagination import MAX_PAGE_SIZE, After, Limit, paginate
-from api.routers.deps import AppDep, KnownAt, QueriesDep, example, resolve_known_at
-from api.schemas import Day, EventOut, ValidationErrorOut
+from dateline.api.auth import Reader
+from dateline.api.errors import field_error
+from dateline.api.pagination import MAX_PAGE_SIZE, After, Limit, paginate
+from dateline.api.routers.deps import AppDep, KnownAt, QueriesDep, example, resolve_known_at
+from dateline.api.schemas import Day, EventOut, ValidationErrorOut
 
 router = APIRouter(tags=["changes"])
 

@@ -7,11 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from api.auth import Editor, Reader
-from api.errors import etag
-from api.pagination import MAX_PAGE_SIZE, After, Limit, paginate
-from api.routers.deps import AppDep, AsOf, KnownAt, QueriesDep, Slug, resolve_known_at
-from api.schemas import (
+from dateline.api.auth import Editor, Reader
+from dateline.api.errors import etag
+from dateline.api.pagination import MAX_PAGE_SIZE, After, Limit, paginate
+from dateline.api.routers.deps import AppDep, AsOf, KnownAt, QueriesDep, Slug, resolve_known_at
+from dateline.api.schemas import (
     CityIn,
     CityWithStatusOut,
     ErrorOut,
@@ -20,7 +20,7 @@ from api.schemas import (
     ValidationErrorOut,
     dump,
 )
-from infrastructure.audit import receipts
+from dateline.infrastructure.audit import receipts
 
 router = APIRouter(tags=["cities"])
 

@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import Depends, Header, Path, Query, Request
 from fastapi.openapi.models import Example
 
-from api.errors import ApiError
-from api.queries import ControlQueries
-from api.schemas import Day, Instant
-from infrastructure.application import Dateline
+from dateline.api.errors import ApiError
+from dateline.api.queries import ControlQueries
+from dateline.api.schemas import Day, Instant
+from dateline.infrastructure.application import Dateline
 
 
 async def get_app(request: Request) -> Dateline:

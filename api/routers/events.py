@@ -7,10 +7,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from api.auth import Editor, Reader, Reporter
-from api.errors import ApiError, etag, field_error, rule_conflict
-from api.pagination import MAX_PAGE_SIZE, After, Limit, paginate
-from api.routers.deps import (
+from dateline.api.auth import Editor, Reader, Reporter
+from dateline.api.errors import ApiError, etag, field_error, rule_conflict
+from dateline.api.pagination import MAX_PAGE_SIZE, After, Limit, paginate
+from dateline.api.routers.deps import (
     AppDep,
     EventId,
     IdempotencyKey,
@@ -20,7 +20,7 @@ from api.routers.deps import (
     expected_version,
     resolve_known_at,
 )
-from api.schemas import (
+from dateline.api.schemas import (
     ErrorOut,
     EventOut,
     ReportIn,
@@ -28,9 +28,9 @@ from api.schemas import (
     ValidationErrorOut,
     printable,
 )
-from domain.control import Source
-from domain.errors import ControlRuleViolation, InvalidReport, VersionMismatch
-from infrastructure.application import AppendResult, Dateline
+from dateline.domain.control import Source
+from dateline.domain.errors import ControlRuleViolation, InvalidReport, VersionMismatch
+from dateline.infrastructure.application import AppendResult, Dateline
 
 router = APIRouter(tags=["events"])
 

@@ -8,11 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from api.auth import Reader
-from api.errors import field_error
-from api.exports import CHANGES_COLUMNS, STATUS_COLUMNS, change_rows, status_rows, to_csv
-from api.routers.deps import AppDep, AsOf, KnownAt, QueriesDep, example, resolve_known_at
-from api.schemas import Day, ValidationErrorOut
+from dateline.api.auth import Reader
+from dateline.api.errors import field_error
+from dateline.api.exports import CHANGES_COLUMNS, STATUS_COLUMNS, change_rows, status_rows, to_csv
+from dateline.api.routers.deps import AppDep, AsOf, KnownAt, QueriesDep, example, resolve_known_at
+from dateline.api.schemas import Day, ValidationErrorOut
 
 router = APIRouter(tags=["exports"])
 

@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from api.routers.deps import AppDep
-from api.schemas import HealthOut
+from dateline.api.routers.deps import AppDep
+from dateline.api.schemas import HealthOut
 
 router = APIRouter(tags=["health"])
 

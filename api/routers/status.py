@@ -8,16 +8,16 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter
 
-from api.auth import Reader
-from api.queries import causing_sources
-from api.routers.deps import AppDep, AsOf, KnownAt, QueriesDep, resolve_known_at
-from api.schemas import (
+from dateline.api.auth import Reader
+from dateline.api.queries import causing_sources
+from dateline.api.routers.deps import AppDep, AsOf, KnownAt, QueriesDep, resolve_known_at
+from dateline.api.schemas import (
     STATUS_GEOJSON_EXAMPLE,
     CityStatusOut,
     ValidationErrorOut,
 )
-from domain.log import LoggedEvent
-from infrastructure.application import StatusView
+from dateline.domain.log import LoggedEvent
+from dateline.infrastructure.application import StatusView
 
 router = APIRouter(tags=["status"])
 

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from infrastructure.audit.checkpoints import Checkpoint, load_private_key
-from infrastructure.audit.service import take_checkpoint
-from infrastructure.audit.store import AuditDatabase
-from infrastructure.settings import StoreConfig
+from dateline.infrastructure.audit.checkpoints import Checkpoint, load_private_key
+from dateline.infrastructure.audit.service import take_checkpoint
+from dateline.infrastructure.audit.store import AuditDatabase
+from dateline.infrastructure.settings import StoreConfig
 
 POLL_SECONDS = 5.0
 

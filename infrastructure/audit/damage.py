@@ -9,9 +9,9 @@ from uuid import UUID
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Mapper, MapperDeserialisationError, StoredEvent
 
-from domain.city import city_id
-from infrastructure.audit.store import LOG_TABLE, AuditDatabase
-from infrastructure.settings import StoreConfig
+from dateline.domain.city import city_id
+from dateline.infrastructure.audit.store import LOG_TABLE, AuditDatabase
+from dateline.infrastructure.settings import StoreConfig
 
 VERIFY_HINT = "run `dateline audit verify` to see what was changed"
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import psycopg
 
-from infrastructure.audit.store import AuditDatabase
-from infrastructure.settings import ConfigurationError, StoreConfig
+from dateline.infrastructure.audit.store import AuditDatabase
+from dateline.infrastructure.settings import ConfigurationError, StoreConfig
 
 GUARD = "dateline_refuse_rewrite"
 GUARDED = {

@@ -36,11 +36,11 @@ from eventsourcing.persistence import (
 )
 from psycopg.rows import tuple_row
 
-from domain.city import City, city_id
-from infrastructure.application import DateAsISO, Dateline
-from infrastructure.audit.chain import event_hash
-from infrastructure.audit.checkpoints import instant, load_private_key, public_hex
-from infrastructure.audit.store import AuditDatabase
+from dateline.domain.city import City, city_id
+from dateline.infrastructure.application import DateAsISO, Dateline
+from dateline.infrastructure.audit.chain import event_hash
+from dateline.infrastructure.audit.checkpoints import instant, load_private_key, public_hex
+from dateline.infrastructure.audit.store import AuditDatabase
 
 FORMAT = "dateline-receipt/1"
 ANSWER_FIELDS = ("status", "controller", "contested_by", "since", "event_id", "version")

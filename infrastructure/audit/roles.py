@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 from psycopg.sql import SQL, Identifier
 
-from infrastructure.settings import Settings, StoreConfig
+from dateline.infrastructure.settings import Settings, StoreConfig
 
 GRANTS = (
     "GRANT USAGE ON SCHEMA {schema} TO {role}",

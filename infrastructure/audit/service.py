@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from infrastructure.audit import checkpoints
-from infrastructure.audit.chain import Anchor, verify
-from infrastructure.audit.checkpoints import Checkpoint, CheckpointError
-from infrastructure.audit.store import AuditDatabase, StoredCheckpoint
-from infrastructure.settings import StoreConfig
+from dateline.infrastructure.audit import checkpoints
+from dateline.infrastructure.audit.chain import Anchor, verify
+from dateline.infrastructure.audit.checkpoints import Checkpoint, CheckpointError
+from dateline.infrastructure.audit.store import AuditDatabase, StoredCheckpoint
+from dateline.infrastructure.settings import StoreConfig
 
 
 @dataclass

@@ -23,8 +23,8 @@ from uuid import UUID
 import psycopg
 from psycopg.sql import SQL, Composed, Identifier
 
-from infrastructure.audit.chain import GENESIS, EntryRow, EventRow, chain, event_hash
-from infrastructure.settings import StoreConfig
+from dateline.infrastructure.audit.chain import GENESIS, EntryRow, EventRow, chain, event_hash
+from dateline.infrastructure.settings import StoreConfig
 
 LOG_TABLE = "dateline_audit_log"
 CHECKPOINT_TABLE = "dateline_audit_checkpoints"

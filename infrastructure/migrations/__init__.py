@@ -13,7 +13,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
-from infrastructure.settings import StoreConfig
+from dateline.infrastructure.settings import StoreConfig
 
 MIGRATIONS_DIR = Path(__file__).parent
 RETRY_PAUSE_SECONDS = 2.0

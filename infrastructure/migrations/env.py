@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, text
 
-from infrastructure.settings import Settings, StoreConfig
+from dateline.infrastructure.settings import Settings, StoreConfig
 
 config = context.config
 store: StoreConfig = config.attributes.get("store") or Settings().store()

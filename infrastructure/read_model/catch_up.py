@@ -27,11 +27,11 @@ from eventsourcing.persistence import Notification
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
 
-from domain.city import City
-from infrastructure.progress import Progress
-from infrastructure.read_model.projection import Projector, Rows
-from infrastructure.read_model.queries import ReadModel
-from infrastructure.read_model.tables import (
+from dateline.domain.city import City
+from dateline.infrastructure.progress import Progress
+from dateline.infrastructure.read_model.projection import Projector, Rows
+from dateline.infrastructure.read_model.queries import ReadModel
+from dateline.infrastructure.read_model.tables import (
     PROJECTION,
     PostgresDialect,
     PostgresTableWriter,

@@ -16,12 +16,12 @@ from uuid import UUID
 
 from eventsourcing.application import Repository
 
-from domain.city import City, city_id
-from domain.control import UNKNOWN, ControlInterval
-from domain.log import LoggedEvent
-from infrastructure.progress import Progress
-from infrastructure.read_model.queries import ControlPeriod, ReadModel
-from infrastructure.views import CityView, StatusView, city_view
+from dateline.domain.city import City, city_id
+from dateline.domain.control import UNKNOWN, ControlInterval
+from dateline.domain.log import LoggedEvent
+from dateline.infrastructure.progress import Progress
+from dateline.infrastructure.read_model.queries import ControlPeriod, ReadModel
+from dateline.infrastructure.views import CityView, StatusView, city_view
 
 ONE_DAY = timedelta(days=1)
 ONE_MICROSECOND = timedelta(microseconds=1)

@@ -15,9 +15,9 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from domain.city import City, IntervalChange
-from domain.control import ControlState
-from domain.log import LoggedEvent, Retraction, read_log
+from dateline.domain.city import City, IntervalChange
+from dateline.domain.control import ControlState
+from dateline.domain.log import LoggedEvent, Retraction, read_log
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,12 +15,12 @@ from typing import Any
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
 
-from domain.city import city_id
-from domain.control import UNKNOWN, ControlInterval, ControlState, Source, Status
-from domain.errors import CityNotFound
-from domain.log import LoggedEvent, Retraction
-from infrastructure.read_model.projection import PeriodRow
-from infrastructure.read_model.tables import (
+from dateline.domain.city import city_id
+from dateline.domain.control import UNKNOWN, ControlInterval, ControlState, Source, Status
+from dateline.domain.errors import CityNotFound
+from dateline.domain.log import LoggedEvent, Retraction
+from dateline.infrastructure.read_model.projection import PeriodRow
+from dateline.infrastructure.read_model.tables import (
     CITY_COLUMNS,
     FACT_COLUMNS,
     PERIOD_COLUMNS,
@@ -30,7 +30,7 @@ from infrastructure.read_model.tables import (
     PostgresDialect,
     SQLiteDialect,
 )
-from infrastructure.views import CityView, DegradedCity, StatusView
+from dateline.infrastructure.views import CityView, DegradedCity, StatusView
 
 END_OF_TIME = datetime.max.replace(tzinfo=UTC)
 CITY_FIELDS = (

@@ -26,9 +26,9 @@ from datetime import UTC, date, datetime
 from typing import Any, cast
 from uuid import UUID
 
-from domain.control import Source
-from domain.log import LoggedEvent
-from infrastructure.read_model.projection import Rows
+from dateline.domain.control import Source
+from dateline.domain.log import LoggedEvent
+from dateline.infrastructure.read_model.projection import Rows
 
 PROJECTION = "read_model"  # the row in dateline_projection_tracking
 TABLES = {

@@ -18,11 +18,11 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", UserWarning)
     from fastapi.testclient import TestClient
 
-from api.app import create_app
-from infrastructure.application import Clock, Dateline
-from infrastructure.settings import Settings
-from infrastructure.tokens import Role, TokenStore
-from seeds.loader import load_seeds
+from dateline.api.app import create_app
+from dateline.infrastructure.application import Clock, Dateline
+from dateline.infrastructure.settings import Settings
+from dateline.infrastructure.tokens import Role, TokenStore
+from dateline.seeds.loader import load_seeds
 from tests.conftest import POSTGRES_URL, STORES, drop_schema, require_postgres
 
 ROLES = tuple(role.value for role in Role)

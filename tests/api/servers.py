@@ -23,7 +23,7 @@ def free_port() -> int:
 
 
 def dateline(*args: str) -> list[str]:
-    return [sys.executable, "-m", "api.cli", *args]
+    return [sys.executable, "-m", "dateline.api.cli", *args]
 
 
 def clean_env(**settings: str) -> dict[str, str]:

@@ -11,9 +11,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from infrastructure.audit import checkpoints
-from infrastructure.audit.guards import GuardMissing
-from infrastructure.settings import Settings
+from dateline.infrastructure.audit import checkpoints
+from dateline.infrastructure.audit.guards import GuardMissing
+from dateline.infrastructure.settings import Settings
 from tests.api.conftest import Api, open_api
 from tests.conftest import POSTGRES_URL, ManualClock
 

@@ -8,10 +8,10 @@ from datetime import date
 
 import pytest
 
-from api.cli import main
-from domain.control import EventType, Source
-from infrastructure.application import Dateline
-from infrastructure.settings import Settings
+from dateline.api.cli import main
+from dateline.domain.control import EventType, Source
+from dateline.infrastructure.application import Dateline
+from dateline.infrastructure.settings import Settings
 from tests.api.conftest import open_api
 from tests.audit_support import as_superuser, query
 

@@ -11,9 +11,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from api.cli import main
-from infrastructure.settings import Settings
-from infrastructure.tokens import TokenStore
+from dateline.api.cli import main
+from dateline.infrastructure.settings import Settings
+from dateline.infrastructure.tokens import TokenStore
 from tests.api.conftest import Api, bearer, city_body
 
 # Who gets what on each write endpoint.
@@ -129,7 +129,7 @@ def stored_rows(settings: Settings) -> list[tuple[Any, ...]]:
 def test_token_store_keeps_only_the_hash(
     make_settings: Callable[..., Settings], store_kind: str
 ) -> None:
-    from infrastructure.application import Dateline
+    from dateline.infrastructure.application import Dateline
 
     settings = make_settings(store_kind)
     Dateline(settings, migrate=True).close()
@@ -223,8 +223,8 @@ def test_a_token_revoked_elsewhere_stops_within_the_verified_time(
     revocation by another process (the command line) takes effect within that."""
     import time
 
-    from infrastructure.application import Dateline
-    from infrastructure.tokens import VERIFIED_SECONDS
+    from dateline.infrastructure.application import Dateline
+    from dateline.infrastructure.tokens import VERIFIED_SECONDS
 
     settings = make_settings(store_kind)
     Dateline(settings, migrate=True).close()

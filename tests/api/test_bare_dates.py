@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from api import cli, instants, schemas
+from dateline.api import cli, instants, schemas
 from tests.api.conftest import Api
 from tests.conftest import CliRunner, ManualClock
 

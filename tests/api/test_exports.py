@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from geojson_pydantic import FeatureCollection
 
-from api.exports import CHANGES_COLUMNS, STATUS_COLUMNS
+from dateline.api.exports import CHANGES_COLUMNS, STATUS_COLUMNS
 from tests.api.conftest import Api
 from tests.conftest import CliRunner
 

@@ -11,8 +11,8 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 import pytest
 
-from api.pagination import MAX_PAGE_SIZE
-from infrastructure.settings import Settings
+from dateline.api.pagination import MAX_PAGE_SIZE
+from dateline.infrastructure.settings import Settings
 from tests.api.conftest import Api, TestClient
 
 PAST = {"as_of": "2015-09-29", "known_at": "2024-01-01T00:00:00Z"}
@@ -75,7 +75,7 @@ def cors_api(make_settings: Callable[..., Settings]) -> Iterator[Api]:
     settings = make_settings("sqlite").model_copy(
         update={"cors_origins": "https://newsroom.example.org"}
     )
-    from api.app import create_app
+    from dateline.api.app import create_app
 
     app = create_app(settings, migrate=True)
     with TestClient(app) as client:

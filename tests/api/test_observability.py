@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from api.observability import configure_logging
-from infrastructure import recorders
+from dateline.api.observability import configure_logging
+from dateline.infrastructure import recorders
 from tests.api.conftest import Api
 
 

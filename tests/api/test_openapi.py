@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from api.app import create_app
-from infrastructure.settings import Settings
+from dateline.api.app import create_app
+from dateline.infrastructure.settings import Settings
 from tests.api.conftest import TestClient
 
 ENDPOINTS = {

@@ -33,8 +33,8 @@ from typing import Any
 import httpx
 import pytest
 
-from infrastructure.settings import Settings
-from infrastructure.tokens import TokenStore
+from dateline.infrastructure.settings import Settings
+from dateline.infrastructure.tokens import TokenStore
 from tests.api.conftest import bearer, city_body
 from tests.api.servers import clean_env, free_port, run, serve, stop
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from api.cli import main
-from infrastructure.settings import Settings
+from dateline.api.cli import main
+from dateline.infrastructure.settings import Settings
 from tests.api.conftest import Api
 
 
@@ -75,7 +75,7 @@ def test_command_line_reads_replay_no_aggregate(
     settings: Settings = seeded.dateline.settings
     monkeypatch.setenv("DATELINE_DATABASE_URL", settings.database_url or "")
     monkeypatch.setenv("DATELINE_POSTGRES_SCHEMA", settings.postgres_schema)
-    from infrastructure.application import Dateline
+    from dateline.infrastructure.application import Dateline
 
     opened: list[Dateline] = []
     real_init = Dateline.__init__

@@ -10,8 +10,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from api.cli import main
-from infrastructure.settings import Settings
+from dateline.api.cli import main
+from dateline.infrastructure.settings import Settings
 from tests.conftest import POSTGRES_URL, CliRunner
 
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from api.cli import main
-from infrastructure.audit import checkpoints, receipts
-from infrastructure.settings import Settings
+from dateline.api.cli import main
+from dateline.infrastructure.audit import checkpoints, receipts
+from dateline.infrastructure.settings import Settings
 from tests.api.conftest import open_api
 from tests.conftest import CliRunner, drop_schema
 
@@ -129,7 +129,7 @@ def test_a_receipt_by_another_key_is_refused(receipt_file: tuple[Path, Path]) ->
 def test_receipts_over_http(
     make_settings: Callable[..., Settings], store_kind: str, tmp_path: Path
 ) -> None:
-    from seeds.loader import load_seeds
+    from dateline.seeds.loader import load_seeds
 
     key = tmp_path / "audit.key"
     public = checkpoints.generate_key(key)

@@ -9,9 +9,9 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from api.cli import main
-from infrastructure.audit.roles import role_warnings
-from infrastructure.settings import Settings
+from dateline.api.cli import main
+from dateline.infrastructure.audit.roles import role_warnings
+from dateline.infrastructure.settings import Settings
 from tests.conftest import POSTGRES_URL
 
 # Roles are cluster-wide: fixed names, created once under an advisory lock so that

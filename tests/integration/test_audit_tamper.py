@@ -17,10 +17,10 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from domain.control import EventType, Source
-from infrastructure.application import Dateline
-from infrastructure.audit import checkpoints
-from infrastructure.audit.chain import (
+from dateline.domain.control import EventType, Source
+from dateline.infrastructure.application import Dateline
+from dateline.infrastructure.audit import checkpoints
+from dateline.infrastructure.audit.chain import (
     CONTENT_CHANGED,
     EVENT_MISSING,
     NOT_EXTENDING,
@@ -28,9 +28,9 @@ from infrastructure.audit.chain import (
     chain,
     event_hash,
 )
-from infrastructure.audit.checkpoints import Checkpoint, CheckpointError
-from infrastructure.audit.service import VerifyReport, take_checkpoint, verify_store
-from infrastructure.settings import Settings
+from dateline.infrastructure.audit.checkpoints import Checkpoint, CheckpointError
+from dateline.infrastructure.audit.service import VerifyReport, take_checkpoint, verify_store
+from dateline.infrastructure.settings import Settings
 from tests.audit_support import as_superuser, names, query
 from tests.conftest import POSTGRES_URL, ManualClock
 

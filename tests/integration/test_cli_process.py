@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from api.cli.serve import command_name
-from infrastructure.settings import Settings
+from dateline.api.cli.serve import command_name
+from dateline.infrastructure.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def dateline(*args: str) -> list[str]:
-    return [sys.executable, "-m", "api.cli", *args]
+    return [sys.executable, "-m", "dateline.api.cli", *args]
 
 
 def store_env(settings: Settings) -> dict[str, str]:

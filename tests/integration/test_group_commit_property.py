@@ -26,11 +26,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from domain.city import City, city_id
-from domain.control import EventType, Source
-from domain.errors import DomainError
-from infrastructure.application import Dateline
-from infrastructure.settings import Settings
+from dateline.domain.city import City, city_id
+from dateline.domain.control import EventType, Source
+from dateline.domain.errors import DomainError
+from dateline.infrastructure.application import Dateline
+from dateline.infrastructure.settings import Settings
 
 ACTORS = ("Afghan government", "Taliban", "National Resistance Front")
 START = date(2015, 1, 1)

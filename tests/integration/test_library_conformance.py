@@ -52,9 +52,9 @@ from eventsourcing.sqlite import (
 from eventsourcing.utils import Environment
 from psycopg.sql import SQL, Identifier
 
-from infrastructure import migrations
-from infrastructure.application import Dateline, library_env
-from infrastructure.recorders import (
+from dateline.infrastructure import migrations
+from dateline.infrastructure.application import Dateline, library_env
+from dateline.infrastructure.recorders import (
     INDEX_KWARG,
     INDEX_TABLE,
     DatelinePostgresFactory,
@@ -64,7 +64,7 @@ from infrastructure.recorders import (
     PostgresSnapshotRecorder,
     SQLiteIndexedRecorder,
 )
-from infrastructure.settings import Settings, StoreConfig
+from dateline.infrastructure.settings import Settings, StoreConfig
 from tests.conftest import POSTGRES_URL, drop_schema, require_postgres
 
 

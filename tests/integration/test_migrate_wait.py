@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from api.cli import main
-from infrastructure import migrations
-from infrastructure.settings import StoreConfig
+from dateline.api.cli import main
+from dateline.infrastructure import migrations
+from dateline.infrastructure.settings import StoreConfig
 from tests.api.servers import free_port
 from tests.conftest import POSTGRES_URL, require_postgres
 

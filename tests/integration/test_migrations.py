@@ -8,10 +8,10 @@ from datetime import date
 import psycopg
 import pytest
 
-from domain.control import EventType, Source
-from infrastructure import migrations
-from infrastructure.application import Dateline, StoreNotMigrated
-from infrastructure.settings import Settings, StoreConfig
+from dateline.domain.control import EventType, Source
+from dateline.infrastructure import migrations
+from dateline.infrastructure.application import Dateline, StoreNotMigrated
+from dateline.infrastructure.settings import Settings, StoreConfig
 from tests.conftest import POSTGRES_URL
 
 

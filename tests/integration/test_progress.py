@@ -14,12 +14,12 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from api.cli import progress as cli_progress
-from infrastructure.application import Dateline
-from infrastructure.read_model import catch_up
-from infrastructure.read_model.check import check
-from infrastructure.settings import Settings
-from seeds.loader import SEEDS_DIR, load_seeds
+from dateline.api.cli import progress as cli_progress
+from dateline.infrastructure.application import Dateline
+from dateline.infrastructure.read_model import catch_up
+from dateline.infrastructure.read_model.check import check
+from dateline.infrastructure.settings import Settings
+from dateline.seeds.loader import SEEDS_DIR, load_seeds
 
 Cli = Callable[..., tuple[int, str]]
 Calls = list[tuple[int, int | None]]

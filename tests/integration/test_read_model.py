@@ -16,15 +16,15 @@ from typing import Any
 import psycopg
 import pytest
 
-from api.cli import main
-from domain.control import EventType, Source, Status
-from domain.errors import CityNotFound, DomainError
-from infrastructure import recorders
-from infrastructure.application import Dateline
-from infrastructure.read_model.catch_up import CatchUp
-from infrastructure.read_model.queries import CityDegraded
-from infrastructure.settings import Settings
-from seeds.loader import load_seeds
+from dateline.api.cli import main
+from dateline.domain.control import EventType, Source, Status
+from dateline.domain.errors import CityNotFound, DomainError
+from dateline.infrastructure import recorders
+from dateline.infrastructure.application import Dateline
+from dateline.infrastructure.read_model.catch_up import CatchUp
+from dateline.infrastructure.read_model.queries import CityDegraded
+from dateline.infrastructure.settings import Settings
+from dateline.seeds.loader import load_seeds
 from tests.conftest import POSTGRES_URL, ManualClock
 
 GOV, TALIBAN, NRF = "Afghan government", "Taliban", "National Resistance Front"

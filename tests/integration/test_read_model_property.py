@@ -12,10 +12,10 @@ from datetime import date, datetime, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from domain.control import EventType, Source
-from domain.errors import DomainError
-from infrastructure.application import Dateline
-from infrastructure.settings import Settings
+from dateline.domain.control import EventType, Source
+from dateline.domain.errors import DomainError
+from dateline.infrastructure.application import Dateline
+from dateline.infrastructure.settings import Settings
 from tests.conftest import ManualClock
 
 ACTORS = ("Afghan government", "Taliban", "National Resistance Front")

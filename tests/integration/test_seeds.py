@@ -8,10 +8,10 @@ from datetime import date
 
 import pytest
 
-from domain.control import EventType, Source, Status
-from infrastructure.application import Dateline
-from infrastructure.settings import Settings
-from seeds.loader import SEEDS_DIR, load_seeds
+from dateline.domain.control import EventType, Source, Status
+from dateline.infrastructure.application import Dateline
+from dateline.infrastructure.settings import Settings
+from dateline.seeds.loader import SEEDS_DIR, load_seeds
 from tests.conftest import ManualClock
 
 GOV, TALIBAN = "Afghan government", "Taliban"

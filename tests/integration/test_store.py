@@ -9,11 +9,16 @@ from datetime import date, timedelta
 import pytest
 from eventsourcing.persistence import IntegrityError
 
-from domain.city import City, city_id
-from domain.control import EventType, Source, Status
-from domain.errors import CityAlreadyExists, CityNotFound, ControlRuleViolation, VersionMismatch
-from infrastructure.application import Dateline
-from infrastructure.settings import Settings
+from dateline.domain.city import City, city_id
+from dateline.domain.control import EventType, Source, Status
+from dateline.domain.errors import (
+    CityAlreadyExists,
+    CityNotFound,
+    ControlRuleViolation,
+    VersionMismatch,
+)
+from dateline.infrastructure.application import Dateline
+from dateline.infrastructure.settings import Settings
 from tests.conftest import ManualClock
 
 GOV, TALIBAN = "Afghan government", "Taliban"

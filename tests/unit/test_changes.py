@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from domain.changes import Change, changes
-from domain.control import UNKNOWN, ControlInterval, ControlState, Status
+from dateline.domain.changes import Change, changes
+from dateline.domain.control import UNKNOWN, ControlInterval, ControlState, Status
 
 GOV = ControlState(Status.HELD, "Afghan government", None, date(2015, 1, 1), "kunduz-1")
 CONTESTED = ControlState(

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from api.conditional import matches, never_changes
-from api.exports import to_csv
+from dateline.api.conditional import matches, never_changes
+from dateline.api.exports import to_csv
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 

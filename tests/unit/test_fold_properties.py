@@ -10,9 +10,9 @@ from datetime import UTC, date, datetime, timedelta
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from domain.city import City
-from domain.control import EventType, Source, TimelineEntry, fold
-from domain.errors import DomainError
+from dateline.domain.city import City
+from dateline.domain.control import EventType, Source, TimelineEntry, fold
+from dateline.domain.errors import DomainError
 
 ACTORS = ("Afghan government", "Taliban", "National Resistance Front")
 START = date(2015, 1, 1)

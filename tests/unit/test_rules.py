@@ -7,9 +7,14 @@ from itertools import pairwise
 
 import pytest
 
-from domain.city import City
-from domain.control import EventType, Source, Status
-from domain.errors import AlreadyRetracted, ControlRuleViolation, InvalidReport, UnknownEvent
+from dateline.domain.city import City
+from dateline.domain.control import EventType, Source, Status
+from dateline.domain.errors import (
+    AlreadyRetracted,
+    ControlRuleViolation,
+    InvalidReport,
+    UnknownEvent,
+)
 
 GOV, TALIBAN, NRF = "Afghan government", "Taliban", "National Resistance Front"
 RECORDED = datetime(2022, 1, 1, 12, tzinfo=UTC)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from alembic import op
 
-from infrastructure.settings import StoreConfig
+from dateline.infrastructure.settings import StoreConfig
 
 revision = "0001_event_store"
 down_revision = None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from alembic import op
 
-from infrastructure.settings import StoreConfig
+from dateline.infrastructure.settings import StoreConfig
 
 revision = "0002_api_tokens"
 down_revision = "0001_event_store"

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from alembic import op
 
-from infrastructure.settings import StoreConfig
+from dateline.infrastructure.settings import StoreConfig
 
 revision = "0003_read_model"
 down_revision = "0002_api_tokens"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from alembic import op
 
-from infrastructure.settings import StoreConfig
+from dateline.infrastructure.settings import StoreConfig
 
 revision = "0004_inline_projection"
 down_revision = "0003_read_model"

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from alembic import op
 
-from infrastructure.audit.guards import guard_statements
-from infrastructure.settings import StoreConfig
+from dateline.infrastructure.audit.guards import guard_statements
+from dateline.infrastructure.settings import StoreConfig
 
 revision = "0005_audit_log"
 down_revision = "0004_inline_projection"
@@ -86,7 +86,7 @@ def _upgrade_sqlite() -> None:
 def _backfill_sqlite() -> None:
     from uuid import UUID
 
-    from infrastructure.audit.chain import GENESIS, chain, event_hash
+    from dateline.infrastructure.audit.chain import GENESIS, chain, event_hash
 
     bind = op.get_bind()
     rows = bind.exec_driver_sql(
@@ -149,7 +149,7 @@ def _upgrade_postgres(s: str, schema: str) -> None:
 
 
 def _backfill_postgres(s: str) -> None:
-    from infrastructure.audit.chain import event_hash
+    from dateline.infrastructure.audit.chain import event_hash
 
     bind = op.get_bind()
     rows = bind.exec_driver_sql(

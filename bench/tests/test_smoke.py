@@ -1,4 +1,6 @@
-"""The benchmark's quick size runs end to end and reports every figure (no timing asserted)."""
+"""The benchmark's quick size runs end to end and reports every figure (no timing asserted).
+
+Run by `make test` after the product's suite: bench/ is outside the product."""
 
 from __future__ import annotations
 
