@@ -118,7 +118,8 @@ def check_receipt(args: argparse.Namespace, emit: Emit) -> None:
         raise AuditFailed(f"{args.file}: not JSON ({error})") from None
     receipt: Any = data.get("receipt") if isinstance(data, dict) and "receipt" in data else data
     try:
-        answer = receipts.check(receipt, public_key)
+        checked = receipts.verify_receipt(receipt, public_key)
+        answer = checked.answer
         if receipt is not data:  # `dateline status --receipt`: the answer beside its receipt
             for name, value in data.items():
                 if name != "receipt" and answer.get(name) != value:
@@ -128,15 +129,26 @@ def check_receipt(args: argparse.Namespace, emit: Emit) -> None:
                     )
     except receipts.ReceiptError as error:
         raise AuditFailed(f"{args.file}: the receipt does not check: {error}") from None
-    events = len(receipt["events"])
-    signer = receipt["public_key"][:16]
+    cp = checked.checkpoint
+    proven = ""
+    if cp is not None:
+        proven = (
+            f" and proven complete against the cities root of the checkpoint of "
+            f"{cp.created_at} ({cp.size} entries)"
+        )
     emit(
-        {"valid": True, "answer": answer, "events": events, "public_key": receipt["public_key"]},
+        {
+            "valid": True,
+            "answer": answer,
+            "events": checked.events,
+            "public_key": checked.public_key,
+            "checkpoint": None if cp is None else cp.as_dict(),
+        },
         f"{answer['city']} on {answer['as_of']}: {describe_state(answer)}"
         + (f" since {answer['since']} (event {answer['event_id']})" if answer["since"] else "")
         + f", as known at {answer['known_at']}\n"
-        f"receipt checks: signed by {signer}..., {events} events re-hashed and re-folded "
-        "to the same answer",
+        f"receipt checks: signed by {checked.public_key[:16]}..., {checked.events} events "
+        f"re-hashed{proven}, {answer['version']} re-folded to the same answer",
     )
 
 

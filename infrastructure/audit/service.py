@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from infrastructure.audit import checkpoints
-from infrastructure.audit.chain import Anchor, verify
+from infrastructure.audit import checkpoints, merkle
+from infrastructure.audit.chain import GENESIS, NOT_EXTENDING, Anchor, EntryRow, Finding, verify
 from infrastructure.audit.checkpoints import Checkpoint, CheckpointError
 from infrastructure.audit.store import AuditDatabase, StoredCheckpoint
 from infrastructure.settings import StoreConfig
@@ -49,9 +51,18 @@ class VerifyReport:
         }
 
 
+def from_row(row: StoredCheckpoint) -> Checkpoint:
+    if row.cities_root is None:  # signed before migration 0006: format 1
+        return Checkpoint(row.size, row.head, row.created_at, row.public_key, row.signature)
+    return Checkpoint(
+        row.size, row.head, row.created_at, row.public_key, row.signature,
+        checkpoints.FORMAT, row.cities, row.cities_root,
+    )  # fmt: skip
+
+
 def stored_anchor(row: StoredCheckpoint, public_key: str | None) -> Anchor:
     """A checkpoint kept in the database, as an anchor; its signature must hold."""
-    checkpoint = Checkpoint(row.size, row.head, row.created_at, row.public_key, row.signature)
+    checkpoint = from_row(row)
     try:
         checkpoints.check(checkpoint, public_key)
     except CheckpointError as error:
@@ -74,7 +85,19 @@ def verify_store(
     started = time.perf_counter()
     with db.connect() as conn:
         slugs = db.slugs(conn)
-        anchors = [stored_anchor(row, public_key) for row in db.checkpoints(conn)]
+        stored = db.checkpoints(conn)
+        anchors = [stored_anchor(row, public_key) for row in stored]
+        # The cities roots to re-derive: the latest stored one, and the file's.
+        rooted: dict[int, tuple[int, str, str]] = {}
+        with_root = [r for r in stored if r.cities_root is not None]
+        if with_root:
+            r = with_root[-1]
+            rooted[r.size] = (int(r.cities or 0), str(r.cities_root), f"stored checkpoint #{r.id}")
+        if against is not None and against.cities_root is not None:
+            rooted[against.size] = (
+                int(against.cities or 0), against.cities_root,
+                f"the checkpoint of {against.created_at}",
+            )  # fmt: skip
         if against is not None:
             anchors = [a for a in anchors if a.size != against.size]
             anchors.append(
@@ -91,6 +114,12 @@ def verify_store(
 
         indexed = db.indexed_versions(conn)
         verdict = verify(db.events(conn), db.entries(conn), anchors, name, indexed)
+        if verdict.intact and rooted:
+            finding = check_roots(db.entries(conn), rooted)
+            if finding is not None:
+                verdict.finding = finding
+            else:
+                verdict.anchors_checked += [f"{rooted[s][2]}'s cities root" for s in sorted(rooted)]
     seconds = time.perf_counter() - started
     problem = None
     if verdict.finding is not None:
@@ -114,21 +143,47 @@ def verify_store(
     )
 
 
+def check_roots(
+    entries: Iterable[EntryRow], rooted: dict[int, tuple[int, str, str]]
+) -> Finding | None:
+    """Fold the (already verified) entries into city heads; at each size in `rooted`,
+    the Merkle root over the cities must be the one its checkpoint signed."""
+    heads: dict[bytes, tuple[int, bytes]] = {}
+    sha256 = hashlib.sha256
+    last = max(rooted)
+    for position, _nid, cid, version, h, _link in entries:
+        if position > last:
+            break
+        head = heads.get(cid, (0, GENESIS))[1]
+        heads[cid] = (version, sha256(head + h).digest())
+        if position in rooted:
+            cities, root, label = rooted[position]
+            leaves = [
+                merkle.leaf_hash(merkle.leaf(c, n, hd)) for c, (n, hd) in sorted(heads.items())
+            ]
+            got = merkle.root(leaves)
+            if len(leaves) != cities or got.hex() != root:
+                return Finding(
+                    NOT_EXTENDING, position, None, None, None,
+                    f"{label} signed a cities root {root[:16]}... over {cities} cities at size "
+                    f"{position}; the log's events give {got.hex()[:16]}... over {len(leaves)}",
+                )  # fmt: skip
+    return None
+
+
 def take_checkpoint(store: StoreConfig, key_file: Path, moment: datetime) -> Checkpoint:
-    """Sign the log's current size and head, keep it in the database, return it."""
+    """Sign the log's current size and head and the root over its cities (folded
+    forward from the last checkpoint), keep it in the database, return it.
+
+    `moment` (created_at) is taken before the log is read: an answer known at or
+    before it is covered by what the checkpoint signs."""
     key = checkpoints.load_private_key(key_file)
     db = AuditDatabase(store)
     with db.connect() as conn:
-        size, head = db.head(conn)
-        checkpoint = checkpoints.sign(key, size, head.hex(), moment)
-        db.save_checkpoint(
-            conn,
-            checkpoint.size,
-            checkpoint.head,
-            checkpoint.created_at,
-            checkpoint.public_key,
-            checkpoint.signature,
-        )
+        size, head, cities = db.fold_cities(conn)
+        tree = merkle.Tree([merkle.leaf_hash(merkle.leaf(*c)) for c in cities])
+        checkpoint = checkpoints.sign(key, size, head.hex(), moment, tree.size, tree.root.hex())
+        db.save_checkpoint(conn, checkpoint)
     return checkpoint
 
 
@@ -138,5 +193,4 @@ def latest_checkpoint(store: StoreConfig) -> Checkpoint | None:
         rows = db.checkpoints(conn, latest_only=True)
     if not rows:
         return None
-    r = rows[0]
-    return Checkpoint(r.size, r.head, r.created_at, r.public_key, r.signature)
+    return from_row(rows[0])
