@@ -49,11 +49,13 @@ def load() -> float:
     return round(os.getloadavg()[0], 2)
 
 
-def fill_log(url: str, schema: str, events: int, templates: list[tuple[str, bytes]]) -> float:
-    """COPY `events` rows (PER_CITY per synthetic city) and their log entries."""
+def fill_log(
+    url: str, schema: str, events: int, templates: list[tuple[str, bytes]], per_city: int = PER_CITY
+) -> float:
+    """COPY `events` rows (`per_city` per synthetic city) and their log entries."""
     started = time.perf_counter()
     ids = [
-        uuid.uuid5(uuid.NAMESPACE_URL, f"/bench/audit/{i}") for i in range(events // PER_CITY + 1)
+        uuid.uuid5(uuid.NAMESPACE_URL, f"/bench/audit/{i}") for i in range(events // per_city + 1)
     ]
     with psycopg.connect(url) as conn, conn.cursor() as cur:
         head = conn.execute(f'SELECT count(*) FROM "{schema}".dateline_audit_log').fetchone()
@@ -66,7 +68,7 @@ def fill_log(url: str, schema: str, events: int, templates: list[tuple[str, byte
         ) as copy:
             for i in range(events):
                 topic, state = templates[i % len(templates)]
-                key = (ids[i // PER_CITY], i % PER_CITY + 1)
+                key = (ids[i // per_city], i % per_city + 1)
                 copy.write_row((*key, topic, state))
                 keys.append(key)
                 hashes.append(event_hash(*key, topic, state))
@@ -85,24 +87,10 @@ def fill_log(url: str, schema: str, events: int, templates: list[tuple[str, byte
     return time.perf_counter() - started
 
 
-def raw_stream(url: str, schema: str) -> tuple[int, float]:
-    """The baseline: the same event rows, in the same order, one server-side cursor."""
-    rows = 0
-    with psycopg.connect(url) as conn, conn.cursor(name="bench_raw") as cur:
-        cur.itersize = audit_store.FETCH_ROWS
-        started = time.perf_counter()
-        cur.execute(
-            f"SELECT notification_id, originator_id, originator_version, topic, state "
-            f'FROM "{schema}".dateline_events ORDER BY notification_id'
-        )
-        for _ in cur:
-            rows += 1
-        return rows, time.perf_counter() - started
-
-
-def verify_figure(
-    url: str, schema: str, settings: Settings, events: int, reps: int
-) -> dict[str, Any]:
+def big_log(
+    url: str, schema: str, settings: Settings, events: int, per_city: int = PER_CITY
+) -> float:
+    """A log of `events` events: two real events as templates, then COPY."""
     app = Dateline(settings, migrate=True)
     try:
         for slug in ("alpha", "beta"):
@@ -133,7 +121,104 @@ def verify_figure(
         conn.execute(f"TRUNCATE {tables} RESTART IDENTITY")
         for table in guarded:
             conn.execute(f'ALTER TABLE "{schema}".{table} ENABLE ALWAYS TRIGGER {truncate_guard}')
-    fill_s = fill_log(url, schema, events, templates)
+    return fill_log(url, schema, events, templates, per_city)
+
+
+def checkpoint_figure(url: str, schema: str, settings: Settings, events: int) -> dict[str, Any]:
+    """Signing checkpoints on a big log (10,000 cities at 1,000,000 events): the first
+    folds every entry into city heads; the next folds only what came since (1,000
+    events of 1,000 cities). Then one receipt's tree (read the city heads, build it)."""
+    from infrastructure.audit import checkpoints, merkle
+    from infrastructure.audit.service import take_checkpoint
+    from infrastructure.audit.store import AuditDatabase
+
+    per_city = 100
+    fill_s = big_log(url, schema, settings, events, per_city)
+    key = Path(f"/tmp/bench-{uuid.uuid4().hex[:8]}.key")
+    checkpoints.generate_key(key)
+    loads = [load()]
+    try:
+        started = time.perf_counter()
+        first = take_checkpoint(settings.store(), key, datetime.now(UTC))
+        first_s = time.perf_counter() - started
+        loads.append(load())
+        added = min(1000, events // per_city)
+        with psycopg.connect(url) as conn, conn.cursor() as cur:
+            size, head = AuditDatabase(settings.store()).head(conn)
+            topic, state = conn.execute(
+                f'SELECT topic, state FROM "{schema}".dateline_events LIMIT 1'
+            ).fetchone() or ("", b"")
+            keys = [
+                (uuid.uuid5(uuid.NAMESPACE_URL, f"/bench/audit/{i}"), per_city + 1)
+                for i in range(added)
+            ]
+            hashes = [event_hash(c, v, topic, bytes(state)) for c, v in keys]
+            with cur.copy(
+                f'COPY "{schema}".dateline_events (notification_id, originator_id, '
+                "originator_version, topic, state) FROM STDIN"
+            ) as copy:
+                for i, (c, v) in enumerate(keys, start=size + 1):
+                    copy.write_row((i, c, v, topic, bytes(state)))
+            with cur.copy(
+                f'COPY "{schema}".dateline_audit_log (position, notification_id, city_id, '
+                "version, event_hash, entry_hash) FROM STDIN"
+            ) as copy:
+                for i, ((c, v), h, link) in enumerate(
+                    zip(keys, hashes, chain(head, hashes), strict=True), start=size + 1
+                ):
+                    copy.write_row((i, i, c, v, h, link))
+        started = time.perf_counter()
+        second = take_checkpoint(settings.store(), key, datetime.now(UTC))
+        second_s = time.perf_counter() - started
+        loads.append(load())
+        db = AuditDatabase(settings.store())
+        started = time.perf_counter()
+        with db.connect() as conn:
+            leaves = db.city_leaves(conn)
+        tree = merkle.Tree([merkle.leaf_hash(merkle.leaf(*c)) for c in leaves])
+        tree_s = time.perf_counter() - started
+        assert tree.root.hex() == second.cities_root
+        started = time.perf_counter()
+        report = verify_store(settings.store())
+        verify_s = time.perf_counter() - started
+        assert report.intact, report.summary()
+        loads.append(load())
+    finally:
+        key.unlink()
+    return {
+        "events": events,
+        "cities": first.cities,
+        "fill_seconds": round(fill_s, 1),
+        "first_checkpoint_s (folds every entry)": round(first_s, 2),
+        "next_checkpoint_s (after `added` new events)": round(second_s, 3),
+        "added": added,
+        "receipt_tree_build_s (once per checkpoint and process)": round(tree_s, 3),
+        "verify_with_cities_root_s": round(verify_s, 2),
+        "verify_checked": report.checkpoints_checked + report.roots_checked,
+        "sizes": [first.size, second.size],
+        "load_avg_1m": loads,
+    }
+
+
+def raw_stream(url: str, schema: str) -> tuple[int, float]:
+    """The baseline: the same event rows, in the same order, one server-side cursor."""
+    rows = 0
+    with psycopg.connect(url) as conn, conn.cursor(name="bench_raw") as cur:
+        cur.itersize = audit_store.FETCH_ROWS
+        started = time.perf_counter()
+        cur.execute(
+            f"SELECT notification_id, originator_id, originator_version, topic, state "
+            f'FROM "{schema}".dateline_events ORDER BY notification_id'
+        )
+        for _ in cur:
+            rows += 1
+        return rows, time.perf_counter() - started
+
+
+def verify_figure(
+    url: str, schema: str, settings: Settings, events: int, reps: int
+) -> dict[str, Any]:
+    fill_s = big_log(url, schema, settings, events)
     raw_s: list[float] = []
     verify_s: list[float] = []
     loads: list[float] = []
@@ -257,6 +342,7 @@ def append_figure(
     hooks = append_hooks(schema)
     kinds = list(hooks)
     runs: dict[str, list[float]] = {k: [] for k in kinds}
+    cpu: dict[str, list[float]] = {k: [] for k in kinds}  # this process's CPU ms per event
     loads: list[float] = []
     errors = 0
     try:
@@ -268,9 +354,10 @@ def append_figure(
                     register(app, slug)
                 audit_store.postgres_append = hooks[kind]  # type: ignore[assignment]
                 loads.append(load())
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), time.process_time()
                 n, e = append_run(app, slugs, seconds, [date(2000, 1, 1)] * threads)
                 runs[kind].append(n / (time.perf_counter() - started))
+                cpu[kind].append((time.process_time() - cpu_started) * 1000 / max(n, 1))
                 errors += e
                 audit_store.postgres_append = hook  # type: ignore[assignment]
         loads.append(load())
@@ -286,6 +373,10 @@ def append_figure(
         "medians": {k: round(v, 1) for k, v in medians.items()},
         "ratio": round(medians["0006 recent"] / wo, 3),
         "ratios": {k: round(v / wo, 3) for k, v in medians.items() if k != "without"},
+        "process_cpu_ms_per_event": {k: [round(x, 3) for x in v] for k, v in cpu.items()},
+        "process_cpu_ms_per_event_median": {
+            k: round(statistics.median(v), 3) for k, v in cpu.items()
+        },
         "ratios_by_round": {
             k: [round(x / y, 3) for x, y in zip(runs[k], runs["without"], strict=True)]
             for k in kinds
@@ -354,11 +445,13 @@ def main() -> None:
     parser.add_argument("--append-threads", type=int, default=16)
     parser.add_argument("--receipts", type=int, default=2000, help="status calls of each kind")
     parser.add_argument(
-        "--only", choices=("verify", "append", "receipt"), help="measure one figure"
+        "--only",
+        choices=("verify", "append", "receipt", "checkpoint"),
+        help="measure one figure",
     )
     args = parser.parse_args()
     results: dict[str, Any] = {"started": datetime.now(UTC).isoformat(), "cpus": os.cpu_count()}
-    schemas = [f"bench_audit_{uuid.uuid4().hex[:8]}" for _ in range(3)]
+    schemas = [f"bench_audit_{uuid.uuid4().hex[:8]}" for _ in range(4)]
     try:
         if args.only in (None, "verify"):
             settings = Settings(database_url=args.url, postgres_schema=schemas[0])
@@ -366,6 +459,10 @@ def main() -> None:
                 args.url, schemas[0], settings, args.events, args.reps
             )
             print(json.dumps(results["verify"], indent=2), flush=True)
+        if args.only in (None, "checkpoint"):
+            settings = Settings(database_url=args.url, postgres_schema=schemas[3])
+            results["checkpoint"] = checkpoint_figure(args.url, schemas[3], settings, args.events)
+            print(json.dumps(results["checkpoint"], indent=2), flush=True)
         if args.only in (None, "append"):
             settings = Settings(database_url=args.url, postgres_schema=schemas[1])
             results["append"] = append_figure(

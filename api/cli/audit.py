@@ -26,6 +26,7 @@ from infrastructure.audit.guards import expected as guard_expected
 from infrastructure.audit.guards import missing_guards, restore_guards
 from infrastructure.audit.roles import role_warnings
 from infrastructure.audit.service import take_checkpoint, verify_store
+from infrastructure.audit.store import LogBroken
 from infrastructure.settings import Settings
 
 Out = Callable[[str], None]
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace, out: Out, settings: Settings) -> None:
                 app.close()
         else:  # argparse allows only the actions above
             raise AuditFailed(f"unknown audit command {args.audit_command!r}")
-    except (CheckpointError, receipts.ReceiptsUnavailable) as error:
+    except (CheckpointError, receipts.ReceiptsUnavailable, LogBroken) as error:
         raise AuditFailed(str(error)) from error
     except (psycopg.Error, sqlite3.Error, FileNotFoundError) as error:
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
@@ -175,8 +176,9 @@ def checkpoint(args: argparse.Namespace, settings: Settings, emit: Emit) -> None
     where = f", written to {args.out}" if args.out else ""
     emit(
         json.loads(made.to_json()),
-        f"checkpoint: {made.size} entries, head {made.head[:16]}..., signed by "
-        f"{made.public_key[:16]}... at {made.created_at}{where}",
+        f"checkpoint: {made.size} entries, head {made.head[:16]}..., {made.cities} cities, "
+        f"root {str(made.cities_root)[:16]}..., signed by {made.public_key[:16]}... at "
+        f"{made.created_at}{where}",
     )
 
 

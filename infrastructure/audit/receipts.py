@@ -263,8 +263,12 @@ def verify_receipt(data: Any, public_key: str | None = None) -> Checked:
     leaf = _field(data, "city", dict)
     claimed = _field(leaf, "events", int, "city")
     if claimed != count:
-        missing = (f"{slug}-{count + 1}" + (f" to {slug}-{claimed}" if claimed > count + 1 else "")
-                   if claimed > count else f"{count - claimed} extra")  # fmt: skip
+        if claimed == count + 1:
+            missing = f"{slug}-{claimed} is missing"
+        elif claimed > count:
+            missing = f"{slug}-{count + 1} to {slug}-{claimed} are missing"
+        else:
+            missing = f"{count - claimed} too many"
         raise ReceiptError(
             f"the receipt holds {count} events of {slug} but its leaf under the checkpoint "
             f"counts {claimed}: {missing}"

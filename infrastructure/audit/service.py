@@ -26,12 +26,15 @@ class VerifyReport:
     seconds: float
     checkpoints_checked: list[str] = field(default_factory=list)
     problem: dict[str, Any] | None = None  # the first bad event
+    roots_checked: list[str] = field(default_factory=list)  # cities roots re-derived
 
     def summary(self) -> str:
         if self.intact:
             against = ""
             if self.checkpoints_checked:
                 against = f"; extends {', '.join(self.checkpoints_checked)}"
+            if self.roots_checked:
+                against += f"; cities root of {', '.join(self.roots_checked)} re-derived"
             return (
                 f"intact: {self.events} events, every entry re-derived, head "
                 f"{self.head[:16]}...{against} ({self.seconds:.2f} s)"
@@ -47,6 +50,7 @@ class VerifyReport:
             "head": self.head,
             "seconds": round(self.seconds, 3),
             "checkpoints_checked": self.checkpoints_checked,
+            "cities_roots_checked": self.roots_checked,
             "first_bad_event": self.problem,
         }
 
@@ -114,12 +118,13 @@ def verify_store(
 
         indexed = db.indexed_versions(conn)
         verdict = verify(db.events(conn), db.entries(conn), anchors, name, indexed)
+        roots: list[str] = []
         if verdict.intact and rooted:
             finding = check_roots(db.entries(conn), rooted)
             if finding is not None:
                 verdict.finding = finding
             else:
-                verdict.anchors_checked += [f"{rooted[s][2]}'s cities root" for s in sorted(rooted)]
+                roots = [rooted[size][2] for size in sorted(rooted)]
     seconds = time.perf_counter() - started
     problem = None
     if verdict.finding is not None:
@@ -140,6 +145,7 @@ def verify_store(
         seconds,
         verdict.anchors_checked,
         problem,
+        roots,
     )
 
 

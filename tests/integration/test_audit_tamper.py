@@ -370,3 +370,83 @@ def test_truncate_is_refused_on_postgres(make_settings: Callable[..., Settings])
             with pytest.raises(psycopg.errors.InsufficientPrivilege, match="TRUNCATE"):
                 pg.execute(f"TRUNCATE {table} CASCADE")  # type: ignore[arg-type]
     assert verify_store(settings.store()).events == 6
+
+
+# ------------------------------------------------------------------ the cities root
+def test_checkpoints_fold_city_heads_forward_and_verify_rederives_the_root(
+    settings: Settings, clock: ManualClock, key_file: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    build_log(settings, clock)
+    first = take_checkpoint(settings.store(), key_file, datetime.now(UTC))
+    app = open_app(settings, clock)
+    try:
+        report(app, clock, "alpha", EventType.RETAKEN, date(2015, 10, 1), GOV)
+        register(app, "gamma")
+    finally:
+        app.close()
+    second = take_checkpoint(settings.store(), key_file, datetime.now(UTC))  # folds 2 entries
+    assert (first.size, first.cities, second.size, second.cities) == (6, 2, 8, 3)
+    assert first.format == second.format == checkpoints.FORMAT
+    result = verify_store(settings.store(), against=first)
+    assert result.intact, result.summary()
+    assert result.roots_checked == [f"the checkpoint of {first.created_at}", "stored checkpoint #2"]
+    assert result.summary().endswith(
+        f"; cities root of the checkpoint of {first.created_at}, stored checkpoint #2 re-derived "
+        f"({result.seconds:.2f} s)"
+    )
+
+
+def test_a_cities_root_the_log_does_not_give_is_named(logged: Settings, key_file: Path) -> None:
+    from datetime import UTC, datetime
+
+    from infrastructure.audit.store import AuditDatabase
+
+    db = AuditDatabase(logged.store())
+    with db.connect() as conn:
+        size, head = db.head(conn)
+    key = checkpoints.load_private_key(key_file)
+    wrong = checkpoints.sign(key, size, head.hex(), datetime.now(UTC), 2, "ab" * 32)
+    result = verify_store(logged.store(), against=wrong)
+    what, _ = first_bad(result)
+    assert what == NOT_EXTENDING
+    assert result.problem is not None
+    assert (
+        "signed a cities root abababababababab... over 2 cities at size 6"
+        in (result.problem["detail"])
+    )
+
+
+def test_a_format_1_checkpoint_still_checks(logged: Settings, key_file: Path) -> None:
+    """Signed before the cities root: format, size, head and created_at; as a file and
+    kept in the database."""
+    from infrastructure.audit.store import AuditDatabase
+
+    db = AuditDatabase(logged.store())
+    with db.connect() as conn:
+        size, head = db.head(conn)
+    key = checkpoints.load_private_key(key_file)
+    created_at = "2026-11-26T01:00:00.000000Z"
+    signature = key.sign(checkpoints.signed_bytes(size, head.hex(), created_at)).hex()
+    old = checkpoints.parse(
+        {"format": "dateline-checkpoint/1", "size": size, "head": head.hex(),
+         "created_at": created_at, "public_key": checkpoints.public_hex(key),
+         "signature": signature},
+        "old.json",
+    )  # fmt: skip
+    assert old.cities_root is None
+    assert "cities" not in old.as_dict()
+    checkpoints.check(old)
+    result = verify_store(logged.store(), against=old)
+    assert result.intact, result.summary()
+    assert result.checkpoints_checked == [f"the checkpoint of {created_at}"]
+    with db.connect() as conn:
+        db.save_checkpoint(conn, old)
+    result = verify_store(logged.store())
+    assert result.intact, result.summary()
+    assert result.checkpoints_checked == ["stored checkpoint #1"]
+    from dataclasses import replace
+
+    with pytest.raises(CheckpointError, match="does not match its size, head and created_at"):
+        checkpoints.check(replace(old, size=size - 1))
