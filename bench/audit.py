@@ -388,9 +388,80 @@ def append_figure(
     }
 
 
+def append_server_figure(
+    url: str, batch: int = 15, appends: int = 300, reps: int = 3
+) -> dict[str, Any]:
+    """Server time of one append of `batch` events with each kind of hash-log hook, in
+    a PL/pgSQL loop on the server (no client, no network): the events' INSERT alone,
+    then with 0005's function, 0006's 3-array one, and 0006's recent(n). The array
+    kinds get their event hashes computed in SQL here (Python does that in the app),
+    so their figures include that hashing; recent(n) hashes inside the function."""
+    state = (
+        '\'{"occurred_on":"2015-09-28","actor":"Taliban","source":{"name":'
+        '"Reuters","url":null,"quote":null},"note":null,"report_id":null,'
+        '"reported_by":"bench","timestamp":"2026-11-26T04:00:00.000000+00:00"}\'::bytea'
+    )
+    kinds = ("insert only", "0005 loop", "0006 arrays", "0006 recent")
+    runs: dict[str, list[float]] = {k: [] for k in kinds}
+    loads = [load()]
+    for _ in range(reps):
+        for kind in kinds:
+            schema = f"bench_audit_srv_{uuid.uuid4().hex[:8]}"
+            Dateline(Settings(database_url=url, postgres_schema=schema), migrate=True).close()
+            s = f'"{schema}"'
+            try:
+                with psycopg.connect(url, autocommit=True) as conn:
+                    conn.execute(_loop_function(schema))
+                    call = {
+                        "insert only": "NULL",
+                        "0005 loop": f"{s}.dateline_audit_append_0005(c, v, h)",
+                        "0006 arrays": f"{s}.dateline_audit_append(c, v, h)",
+                        "0006 recent": f"{s}.dateline_audit_append_recent({batch})",
+                    }[kind]
+                    hashing = "NULL::bytea"
+                    if kind in ("0005 loop", "0006 arrays"):
+                        hashing = f"sha256({audit_store.SQL_EVENT_HASH_INPUT})"
+                    conn.execute(f"""CREATE FUNCTION {s}.bench_run() RETURNS float
+                      LANGUAGE plpgsql AS $$
+                      DECLARE t0 timestamptz; i int; c uuid[]; v bigint[]; h bytea[];
+                      BEGIN
+                        t0 := clock_timestamp();
+                        FOR i IN 1..{appends} LOOP
+                          WITH ins AS (INSERT INTO {s}.dateline_events
+                              (originator_id, originator_version, topic, state)
+                              SELECT gen_random_uuid(), 1, 'domain.city:City.Reported', {state}
+                              FROM generate_series(1, {batch}) RETURNING *)
+                          SELECT array_agg(originator_id), array_agg(originator_version),
+                                 array_agg({hashing}) INTO c, v, h FROM ins;
+                          PERFORM {call};
+                        END LOOP;
+                        RETURN extract(epoch from clock_timestamp() - t0) * 1000 / {appends};
+                      END $$""")
+                    row = conn.execute(f"SELECT {s}.bench_run()").fetchone()
+                    assert row is not None
+                    runs[kind].append(float(row[0]))
+            finally:
+                with psycopg.connect(url, autocommit=True) as conn:
+                    conn.execute(f"DROP SCHEMA {s} CASCADE")
+    loads.append(load())
+    medians = {k: statistics.median(v) for k, v in runs.items()}
+    base = medians["insert only"]
+    return {
+        "batch": batch,
+        "appends_per_run": appends,
+        "server_ms_per_append": {k: [round(x, 3) for x in v] for k, v in runs.items()},
+        "medians_ms": {k: round(v, 3) for k, v in medians.items()},
+        "log_ms_per_event": {
+            k: round((v - base) / batch, 4) for k, v in medians.items() if k != "insert only"
+        },
+        "load_avg_1m": loads,
+    }
+
+
 def receipt_figure(settings: Settings, n: int, key_dir: Path) -> dict[str, Any]:
     """Status answers (read model) for random seeded cities and dates, with and without
-    a receipt, alternating call by call: per-call latency percentiles."""
+    a receipt, alternating call by call: per-call latency percentiles. A checkpoint is
+    signed first; the first receipt builds its tree (once per process)."""
     import random
 
     from api.schemas import StatusOut, dump
@@ -404,6 +475,9 @@ def receipt_figure(settings: Settings, n: int, key_dir: Path) -> dict[str, Any]:
     rng = random.Random(9)
     try:
         load_seeds(app)
+        from infrastructure.audit.service import take_checkpoint
+
+        take_checkpoint(settings.store(), key, app.clock())  # as the service's checkpointer would
         slugs = app.city_slugs()
         plain: list[float] = []
         signed: list[float] = []
@@ -446,7 +520,7 @@ def main() -> None:
     parser.add_argument("--receipts", type=int, default=2000, help="status calls of each kind")
     parser.add_argument(
         "--only",
-        choices=("verify", "append", "receipt", "checkpoint"),
+        choices=("verify", "append", "append-server", "receipt", "checkpoint"),
         help="measure one figure",
     )
     args = parser.parse_args()
@@ -469,6 +543,9 @@ def main() -> None:
                 settings, args.append_seconds, args.reps, args.append_threads
             )
             print(json.dumps(results["append"], indent=2), flush=True)
+        if args.only in (None, "append-server"):
+            results["append_server"] = append_server_figure(args.url)
+            print(json.dumps(results["append_server"], indent=2), flush=True)
         if args.only in (None, "receipt"):
             settings = Settings(database_url=args.url, postgres_schema=schemas[2])
             results["receipt"] = receipt_figure(settings, args.receipts, args.out.parent)
