@@ -98,8 +98,8 @@ def issue(app: Dateline, answer: dict[str, Any], moment: datetime) -> dict[str, 
 
 
 Proven = tuple[
-    list[tuple[int, str, bytes, int, bytes, bytes]], int, bytes, int, list[bytes],
-    StoredCheckpoint, tuple[int, bytes],
+    list[tuple[int, str, bytes]], int, bytes, int, list[bytes], StoredCheckpoint,
+    tuple[int, bytes],
 ]  # fmt: skip
 
 
@@ -107,27 +107,25 @@ def _covered(app: Dateline, db: AuditDatabase, cid: UUID, known_at: datetime) ->
     """The city's events at the latest checkpoint and the proof, if it covers `known_at`."""
     if app.store.kind == "sqlite":
         with db.connect() as conn:
-            return _read_covered(db, conn, cid, known_at)
-    datastore: Any = getattr(app.recorder, "datastore")  # noqa: B009 - not on the protocol
-    with datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as cur:
-        return _read_covered(db, cur, cid, known_at)
-
-
-def _read_covered(db: AuditDatabase, conn: Any, cid: UUID, known_at: datetime) -> Proven | None:
-    size, head, latest = db.head_and_latest(conn)
-    if latest is None or latest.cities_root is None:
-        return None
-    tree = _tree(db, conn, latest)
-    if tree is None or cid.bytes not in tree[0]:
+            size, head, latest, rows = db.receipt_snapshot(conn, cid)
+            tree = _tree(db, conn, latest) if latest is not None else None
+    else:
+        datastore: Any = getattr(app.recorder, "datastore")  # noqa: B009 - not on the protocol
+        with datastore.get_connection() as conn:
+            size, head, latest, rows = db.receipt_snapshot(conn, cid)
+            tree = None
+            if latest is not None:
+                with conn.cursor(row_factory=tuple_row) as cur:
+                    tree = _tree(db, cur, latest)
+    if latest is None or tree is None or cid.bytes not in tree[0]:
         return None
     index, events, city_head = tree[0][cid.bytes]
-    if latest.size != size and known_at > _instant(latest.created_at):
-        # Covered all the same if the city has an event recorded after known_at in it.
-        rows = db.receipt_rows(conn, cid, events)
-        if not rows or _recorded_at(cid, rows[-1]) <= known_at:
-            return None
-    else:
-        rows = db.receipt_rows(conn, cid, events)
+    if len(rows) != events:  # a checkpoint came between the two reads: read again
+        return None
+    covered = latest.size == size or known_at <= _instant(latest.created_at)
+    # Covered all the same if the city has an event recorded after known_at in it.
+    if not covered and (not rows or _recorded_at(cid, rows[-1]) <= known_at):
+        return None
     return rows, events, city_head, index, tree[1].path(index), latest, (size, head)
 
 
@@ -139,6 +137,8 @@ def _tree(
 ) -> tuple[dict[bytes, tuple[int, int, bytes]], merkle.Tree] | None:
     """The checkpoint's tree, kept per process (built once per checkpoint); None if the
     city heads have moved on to a later checkpoint since it was read."""
+    if checkpoint.cities_root is None:  # format 1: no tree
+        return None
     cache_key = (db.store.describe(), checkpoint.id)
     cached = _trees.get(cache_key)
     if cached is None:
@@ -153,7 +153,7 @@ def _tree(
     return cached
 
 
-def _recorded_at(cid: UUID, row: tuple[int, str, bytes, int, bytes, bytes]) -> datetime:
+def _recorded_at(cid: UUID, row: tuple[int, str, bytes]) -> datetime:
     event = _decoder().to_domain_event(StoredEvent(cid, row[0], row[1], row[2]))
     return cast(datetime, getattr(event, "timestamp"))  # noqa: B009 - not on the protocol
 
@@ -177,7 +177,7 @@ def _key(path: str, mtime_ns: int) -> Ed25519PrivateKey:
 def make(
     answer: dict[str, Any],
     city: UUID,
-    rows: Sequence[tuple[int, str, bytes, int, bytes, bytes]],
+    rows: Sequence[tuple[int, str, bytes]],
     count: int,
     city_head: bytes,
     index: int,
@@ -187,16 +187,16 @@ def make(
     key: Ed25519PrivateKey,
     moment: datetime,
 ) -> dict[str, Any]:
-    """`rows`: (version, topic, state, position, event hash, entry hash), version order,
-    every event of the city in the checkpoint."""
+    """`rows`: (version, topic, state) in version order, every event of the city in the
+    checkpoint."""
     events = [
         {
             "version": version,
             "topic": topic,
             "state": base64.b64encode(state).decode("ascii"),
-            "event_hash": h.hex(),
+            "event_hash": event_hash(city, version, topic, state).hex(),
         }
-        for version, topic, state, _position, h, _link in rows
+        for version, topic, state in rows
     ]
     body: dict[str, Any] = {
         "format": FORMAT,

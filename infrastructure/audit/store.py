@@ -23,6 +23,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
+from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
 from infrastructure.audit.chain import GENESIS, EntryRow, EventRow, chain, event_hash
@@ -230,40 +231,56 @@ class AuditDatabase:
         ).fetchall()
         return [(int(p), int(v), bytes(eh), bytes(h)) for p, v, eh, h in rows]
 
-    def receipt_rows(
-        self, conn: Any, city_id: UUID, version: int
-    ) -> list[tuple[int, str, bytes, int, bytes, bytes]]:
-        """(version, topic, state, position, event hash, entry hash) of the city's events
-        up to `version`, each with its log entry (position 0 and empty hashes if none)."""
-        key: Any = city_id.hex if self.kind == "sqlite" else city_id
-        nid = "rowid" if self.kind == "sqlite" else "notification_id"
-        m = self.mark
-        rows = conn.execute(
-            f"SELECT e.originator_version, e.topic, e.state, l.position, l.event_hash, "
-            f"l.entry_hash FROM {self.events_table} e LEFT JOIN {self.t(LOG_TABLE)} l "
-            f"ON l.notification_id = e.{nid} WHERE e.originator_id = {m} "
-            f"AND e.originator_version <= {m} ORDER BY e.originator_version",
-            (key, version),
-        ).fetchall()
-        return [
-            (int(v), t, bytes(s), int(p or 0), bytes(eh or b""), bytes(h or b""))
-            for v, t, s, p, eh, h in rows
-        ]
-
-    def head_and_latest(self, conn: Any) -> tuple[int, bytes, StoredCheckpoint | None]:
-        """The log's size and head, and the latest checkpoint, in one round trip."""
+    def _head_and_latest_sql(self) -> str:
         log, cps = self.t(LOG_TABLE), self.t(CHECKPOINT_TABLE)
-        row = conn.execute(
+        return (
             f"SELECT h.position, h.entry_hash, c.id, c.size, c.head, c.created_at, "
             f"c.public_key, c.signature, c.cities, c.cities_root FROM (SELECT 1 AS one) AS o "
             f"LEFT JOIN (SELECT position, entry_hash FROM {log} ORDER BY position DESC LIMIT 1) "
             f"AS h ON true LEFT JOIN (SELECT * FROM {cps} ORDER BY id DESC LIMIT 1) AS c ON true"
-        ).fetchone()
+        )
+
+    @staticmethod
+    def _head_and_latest(row: Sequence[Any]) -> tuple[int, bytes, StoredCheckpoint | None]:
         size, head = (int(row[0]), bytes(row[1])) if row[0] is not None else (0, GENESIS)
-        latest = None
-        if row[2] is not None:
-            latest = _checkpoint(row[2:])
-        return size, head, latest
+        return size, head, None if row[2] is None else _checkpoint(row[2:])
+
+    def head_and_latest(self, conn: Any) -> tuple[int, bytes, StoredCheckpoint | None]:
+        """The log's size and head, and the latest checkpoint, in one round trip."""
+        return self._head_and_latest(conn.execute(self._head_and_latest_sql()).fetchone())
+
+    def receipt_snapshot(
+        self, conn: Any, city_id: UUID
+    ) -> tuple[int, bytes, StoredCheckpoint | None, list[tuple[int, str, bytes]]]:
+        """The log's size and head, the latest checkpoint, and the city's events up to
+        its count in the city heads (as of the latest fold): (version, topic, state).
+        On PostgreSQL (`conn` a connection) both queries go in one round trip; they
+        may straddle a checkpoint, which the caller sees as counts that differ."""
+        m = self.mark
+        key: Any = city_id.hex if self.kind == "sqlite" else city_id
+        events = (
+            f"SELECT originator_version, topic, state FROM {self.events_table} "
+            f"WHERE originator_id = {m} AND originator_version <= "
+            f"(SELECT events FROM {self.t(CITIES_TABLE)} WHERE city_id = {m}) "
+            "ORDER BY originator_version"
+        )
+        if self.kind == "sqlite":
+            row = conn.execute(self._head_and_latest_sql()).fetchone()
+            rows = conn.execute(events, (key, key)).fetchall()
+        else:
+            with (
+                conn.pipeline(),
+                conn.cursor(row_factory=tuple_row) as first,
+                conn.cursor(row_factory=tuple_row) as second,
+            ):
+                first.execute(self._head_and_latest_sql())
+                second.execute(events, (key, key))
+                row = first.fetchone()
+                rows = second.fetchall()
+        return (
+            *self._head_and_latest(row),
+            [(int(v), t, bytes(st)) for v, t, st in rows],
+        )
 
     def entry_at(self, conn: Any, position: int) -> bytes | None:
         row = conn.execute(
