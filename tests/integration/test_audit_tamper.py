@@ -450,3 +450,41 @@ def test_a_format_1_checkpoint_still_checks(logged: Settings, key_file: Path) ->
 
     with pytest.raises(CheckpointError, match="does not match its size, head and created_at"):
         checkpoints.check(replace(old, size=size - 1))
+
+
+def test_other_writers_entries_through_the_three_array_function(
+    make_settings: Callable[..., Settings], clock: ManualClock
+) -> None:
+    """`dateline_audit_append(cities, versions, hashes)` (set-based since 0006) chains
+    entries for events a writer other than the recorders inserted, as verify expects."""
+    from uuid import uuid4
+
+    settings = make_settings("postgresql")
+    build_log(settings, clock)
+    schema = f'"{settings.store().schema}"'
+    cities = [uuid4(), uuid4()]
+    state = b'{"note":"written by another writer"}'
+    topic = "domain.city:City.Registered"
+    with psycopg.connect(POSTGRES_URL) as pg:
+        pg.execute(  # type: ignore[call-overload]
+            f"INSERT INTO {schema}.dateline_events (originator_id, originator_version, topic, "
+            "state) SELECT c, v, %s, %s FROM unnest(%s::uuid[], %s::bigint[]) AS u(c, v)",
+            (topic, state, [cities[0], cities[1], cities[0]], [1, 1, 2]),
+        )
+        pg.execute(  # type: ignore[call-overload]
+            f"SELECT {schema}.dateline_audit_append(%s::uuid[], %s::bigint[], %s::bytea[])",
+            (
+                [cities[1], cities[0], cities[0]],  # any order: entries follow notification ids
+                [1, 1, 2],
+                [
+                    event_hash(c, v, topic, state)
+                    for c, v in ((cities[1], 1), (cities[0], 1), (cities[0], 2))
+                ],
+            ),
+        )
+    result = verify_store(settings.store())
+    assert result.intact, result.summary()
+    assert result.events == 9
+    rows = query(settings, "SELECT position, notification_id FROM {t}dateline_audit_log "
+                           "WHERE position > 6 ORDER BY position")  # fmt: skip
+    assert [(p, n) for p, n in rows] == [(7, 7), (8, 8), (9, 9)]
