@@ -129,7 +129,7 @@ def _covered(app: Dateline, db: AuditDatabase, cid: UUID, known_at: datetime) ->
     return rows, events, city_head, index, tree[1].path(index), latest, (size, head)
 
 
-_trees: dict[tuple[str, int], tuple[dict[bytes, tuple[int, int, bytes]], merkle.Tree]] = {}
+_trees: dict[tuple[str, int, str], tuple[dict[bytes, tuple[int, int, bytes]], merkle.Tree]] = {}
 
 
 def _tree(
@@ -139,7 +139,8 @@ def _tree(
     city heads have moved on to a later checkpoint since it was read."""
     if checkpoint.cities_root is None:  # format 1: no tree
         return None
-    cache_key = (db.store.describe(), checkpoint.id)
+    # The root too: a store restored from a backup may reuse a checkpoint's id.
+    cache_key = (db.store.describe(), checkpoint.id, checkpoint.cities_root)
     cached = _trees.get(cache_key)
     if cached is None:
         leaves = db.city_leaves(conn)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -12,7 +12,7 @@ from typing import Any
 from uuid import UUID
 
 from infrastructure.audit import checkpoints, merkle
-from infrastructure.audit.chain import GENESIS, NOT_EXTENDING, Anchor, EntryRow, Finding, verify
+from infrastructure.audit.chain import GENESIS, NOT_EXTENDING, Anchor, EventRow, Finding, verify
 from infrastructure.audit.checkpoints import Checkpoint, CheckpointError
 from infrastructure.audit.store import AuditDatabase, StoredCheckpoint
 from infrastructure.settings import StoreConfig
@@ -117,10 +117,14 @@ def verify_store(
             return f"{slug}-{version}" if slug else f"city {UUID(bytes=cid)} version {version}"
 
         indexed = db.indexed_versions(conn)
-        verdict = verify(db.events(conn), db.entries(conn), anchors, name, indexed)
+        events: Iterable[EventRow] = db.events(conn)
+        folded: list[Finding | None] = []
+        if rooted:  # city heads folded from the same stream, in the same pass
+            events = fold_roots(events, rooted, folded)
+        verdict = verify(events, db.entries(conn), anchors, name, indexed)
         roots: list[str] = []
-        if verdict.intact and rooted:
-            finding = check_roots(db.entries(conn), rooted)
+        if verdict.intact and rooted:  # every event re-derived: the fold was over the log
+            finding = next((f for f in folded if f is not None), None)
             if finding is not None:
                 verdict.finding = finding
             else:
@@ -149,32 +153,39 @@ def verify_store(
     )
 
 
-def check_roots(
-    entries: Iterable[EntryRow], rooted: dict[int, tuple[int, str, str]]
-) -> Finding | None:
-    """Fold the (already verified) entries into city heads; at each size in `rooted`,
-    the Merkle root over the cities must be the one its checkpoint signed."""
+def fold_roots(
+    events: Iterable[EventRow],
+    rooted: dict[int, tuple[int, str, str]],
+    found: list[Finding | None],
+) -> Iterator[EventRow]:
+    """Pass the events through, folding them into city heads; at each size in
+    `rooted` (cities, root, label), append to `found` None if the Merkle root over
+    the cities is the one its checkpoint signed, else a finding. Only meaningful
+    once verify has found every event in its place."""
     heads: dict[bytes, tuple[int, bytes]] = {}
     sha256 = hashlib.sha256
     last = max(rooted)
-    for position, _nid, cid, version, h, _link in entries:
-        if position > last:
-            break
-        head = heads.get(cid, (0, GENESIS))[1]
-        heads[cid] = (version, sha256(head + h).digest())
-        if position in rooted:
-            cities, root, label = rooted[position]
-            leaves = [
-                merkle.leaf_hash(merkle.leaf(c, n, hd)) for c, (n, hd) in sorted(heads.items())
-            ]
-            got = merkle.root(leaves)
-            if len(leaves) != cities or got.hex() != root:
-                return Finding(
-                    NOT_EXTENDING, position, None, None, None,
-                    f"{label} signed a cities root {root[:16]}... over {cities} cities at size "
-                    f"{position}; the log's events give {got.hex()[:16]}... over {len(leaves)}",
-                )  # fmt: skip
-    return None
+    for position, row in enumerate(events, start=1):
+        if position <= last:
+            cid = row[1]
+            heads[cid] = (row[2], sha256(heads.get(cid, (0, GENESIS))[1] + row[3]).digest())
+            if position in rooted:
+                found.append(_root_finding(heads, position, *rooted[position]))
+        yield row
+
+
+def _root_finding(
+    heads: dict[bytes, tuple[int, bytes]], position: int, cities: int, root: str, label: str
+) -> Finding | None:
+    leaves = [merkle.leaf_hash(merkle.leaf(c, n, hd)) for c, (n, hd) in sorted(heads.items())]
+    got = merkle.root(leaves)
+    if len(leaves) == cities and got.hex() == root:
+        return None
+    return Finding(
+        NOT_EXTENDING, position, None, None, None,
+        f"{label} signed a cities root {root[:16]}... over {cities} cities at size "
+        f"{position}; the log's events give {got.hex()[:16]}... over {len(leaves)}",
+    )  # fmt: skip
 
 
 def take_checkpoint(store: StoreConfig, key_file: Path, moment: datetime) -> Checkpoint:
