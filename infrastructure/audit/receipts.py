@@ -53,7 +53,7 @@ from infrastructure.audit import checkpoints, merkle
 from infrastructure.audit.chain import GENESIS, event_hash
 from infrastructure.audit.checkpoints import CheckpointError, instant, load_private_key, public_hex
 from infrastructure.audit.service import from_row, take_checkpoint
-from infrastructure.audit.store import AuditDatabase, StoredCheckpoint
+from infrastructure.audit.store import AuditDatabase, LogBroken, StoredCheckpoint
 
 FORMAT_1 = "dateline-receipt/1"
 FORMAT = "dateline-receipt/2"
@@ -65,7 +65,7 @@ class ReceiptError(ValueError):
 
 
 class ReceiptsUnavailable(Exception):
-    """The server has no key to sign receipts with."""
+    """The server cannot sign a receipt: no key, or no checkpoint can cover the answer."""
 
 
 def _mapper() -> Mapper[UUID]:
@@ -93,8 +93,14 @@ def issue(app: Dateline, answer: dict[str, Any], moment: datetime) -> dict[str, 
         if found is not None:
             return make(answer, cid, *found, key, moment)
         if attempt < 2:  # the latest checkpoint does not cover the answer: sign one that does
-            take_checkpoint(app.store, key_file, moment)
-    raise RuntimeError(f"no checkpoint covers city {cid} after signing one")
+            try:
+                take_checkpoint(app.store, key_file, moment)
+            except LogBroken as error:
+                raise ReceiptsUnavailable(f"no checkpoint can be signed: {error}") from None
+    raise ReceiptsUnavailable(
+        f"no checkpoint covers {answer['city']} even after signing one: the log or the city "
+        "heads are damaged; run `dateline audit verify`"
+    )
 
 
 Proven = tuple[

@@ -245,3 +245,34 @@ def test_receipts_over_http(
         response = api.get("/cities/testville/status", params={"receipt": "true"})
         assert response.status_code == 503
         assert "DATELINE_AUDIT_KEY_FILE" in response.json()["detail"]
+
+
+def test_city_heads_ahead_of_the_log_are_named_not_signed(
+    cli: CliRunner,
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The derived city heads folded beyond the log (a log restored without them, or a
+    hand edit): no checkpoint is signed over them, and a receipt that would need one
+    is refused with the reason, never a wrong proof."""
+    from tests.audit_support import as_superuser
+
+    key = tmp_path / "audit.key"
+    checkpoints.generate_key(key)
+    monkeypatch.setenv("DATELINE_AUDIT_KEY_FILE", str(key))
+    as_superuser(
+        settings,
+        "INSERT INTO {t}dateline_audit_cities (city_id, events, head, position) "
+        "VALUES (%s, 1, %s, 9999)",
+        params=("0" * 31 + "1", bytes(32)),
+    )
+    assert cli("audit", "checkpoint")[0] == 1
+    assert "the log has no entry 9999, which its city heads were folded to" in (
+        capsys.readouterr().err
+    )
+    assert cli("status", "kunduz", "--receipt", str(tmp_path / "r.json"))[0] == 1
+    err = capsys.readouterr().err
+    assert "no checkpoint can be signed: the log has no entry 9999" in err
+    assert not (tmp_path / "r.json").exists()
