@@ -26,7 +26,9 @@ KUNDUZ_CHECKPOINT: dict[str, Any] = {
     "created_at": "2021-09-01T12:00:00.000000Z",
     "public_key": "91ac8ed0f4c1ddfb4fde6569f8f0a545a140052cfd246a6a3b92ea05b288c949",
     "signature": "5d0c" + "0" * 124,
-    "format": "dateline-checkpoint/1",
+    "format": "dateline-checkpoint/2",
+    "cities": 32,
+    "cities_root": "4f1e0c2b9a8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f",
 }
 KUNDUZ_REPLAY: dict[str, Any] = {
     **KUNDUZ_EVENT,
@@ -44,8 +46,9 @@ KUNDUZ_REPLAY: dict[str, Any] = {
 
 
 class CheckpointOut(Response):
-    """A signed checkpoint: the log's size and head hash, Ed25519-signed over the RFC 8785
-    JSON of format, size, head and created_at."""
+    """A signed checkpoint: the log's size and head hash, and the Merkle root over every
+    city's event count and head, Ed25519-signed over the RFC 8785 JSON of format, size,
+    head, created_at, cities and cities_root (format 1, older: without the two)."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [KUNDUZ_CHECKPOINT]})
 
@@ -55,6 +58,10 @@ class CheckpointOut(Response):
     public_key: str
     signature: str
     format: str
+    cities: int | None = Field(default=None, description="format 2: leaves under cities_root")
+    cities_root: str | None = Field(
+        default=None, description="format 2: RFC 9162 Merkle root over (city id, events, head)"
+    )
 
 
 class StateOut(Response):

@@ -26,6 +26,7 @@ from dateline.infrastructure.audit.guards import expected as guard_expected
 from dateline.infrastructure.audit.guards import missing_guards, restore_guards
 from dateline.infrastructure.audit.roles import role_warnings
 from dateline.infrastructure.audit.service import take_checkpoint, verify_store
+from dateline.infrastructure.audit.store import LogBroken
 from dateline.infrastructure.settings import Settings
 
 Out = Callable[[str], None]
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace, out: Out, settings: Settings) -> None:
                 app.close()
         else:  # argparse allows only the actions above
             raise AuditFailed(f"unknown audit command {args.audit_command!r}")
-    except (CheckpointError, receipts.ReceiptsUnavailable) as error:
+    except (CheckpointError, receipts.ReceiptsUnavailable, LogBroken) as error:
         raise AuditFailed(str(error)) from error
     except (psycopg.Error, sqlite3.Error, FileNotFoundError) as error:
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
@@ -118,7 +119,8 @@ def check_receipt(args: argparse.Namespace, emit: Emit) -> None:
         raise AuditFailed(f"{args.file}: not JSON ({error})") from None
     receipt: Any = data.get("receipt") if isinstance(data, dict) and "receipt" in data else data
     try:
-        answer = receipts.check(receipt, public_key)
+        checked = receipts.verify_receipt(receipt, public_key)
+        answer = checked.answer
         if receipt is not data:  # `dateline status --receipt`: the answer beside its receipt
             for name, value in data.items():
                 if name != "receipt" and answer.get(name) != value:
@@ -128,15 +130,26 @@ def check_receipt(args: argparse.Namespace, emit: Emit) -> None:
                     )
     except receipts.ReceiptError as error:
         raise AuditFailed(f"{args.file}: the receipt does not check: {error}") from None
-    events = len(receipt["events"])
-    signer = receipt["public_key"][:16]
+    cp = checked.checkpoint
+    proven = ""
+    if cp is not None:
+        proven = (
+            f" and proven complete against the cities root of the checkpoint of "
+            f"{cp.created_at} ({cp.size} entries)"
+        )
     emit(
-        {"valid": True, "answer": answer, "events": events, "public_key": receipt["public_key"]},
+        {
+            "valid": True,
+            "answer": answer,
+            "events": checked.events,
+            "public_key": checked.public_key,
+            "checkpoint": None if cp is None else cp.as_dict(),
+        },
         f"{answer['city']} on {answer['as_of']}: {describe_state(answer)}"
         + (f" since {answer['since']} (event {answer['event_id']})" if answer["since"] else "")
         + f", as known at {answer['known_at']}\n"
-        f"receipt checks: signed by {signer}..., {events} events re-hashed and re-folded "
-        "to the same answer",
+        f"receipt checks: signed by {checked.public_key[:16]}..., {checked.events} events "
+        f"re-hashed{proven}, {answer['version']} re-folded to the same answer",
     )
 
 
@@ -163,8 +176,9 @@ def checkpoint(args: argparse.Namespace, settings: Settings, emit: Emit) -> None
     where = f", written to {args.out}" if args.out else ""
     emit(
         json.loads(made.to_json()),
-        f"checkpoint: {made.size} entries, head {made.head[:16]}..., signed by "
-        f"{made.public_key[:16]}... at {made.created_at}{where}",
+        f"checkpoint: {made.size} entries, head {made.head[:16]}..., {made.cities} cities, "
+        f"root {str(made.cities_root)[:16]}..., signed by {made.public_key[:16]}... at "
+        f"{made.created_at}{where}",
     )
 
 

@@ -113,7 +113,10 @@ class Runner:
         view = self.app.read_model.status(self.args.city, self.args.as_of, self.args.known_at)
         row = dump(StatusOut, view)
         if self.args.receipt:  # a citable answer
-            write_receipt(self.app, row, self.args.receipt)
+            try:
+                write_receipt(self.app, row, self.args.receipt)
+            except AuditFailed as failure:  # no key, or no checkpoint can cover it
+                raise UsageError(str(failure)) from failure
         self.emit(row, describe_status(row, view.city.name))
 
     def history(self) -> None:

@@ -3,7 +3,6 @@ in a city's record between two record times."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -33,7 +32,7 @@ def get_checkpoint(app: AppDep, _: Reader) -> dict[str, Any]:
             "no checkpoint has been signed yet: run `dateline audit checkpoint` "
             "(DATELINE_AUDIT_KEY_FILE) or let the service sign one",
         )
-    return asdict(checkpoint)
+    return checkpoint.as_dict()
 
 
 @router.get(

@@ -131,8 +131,9 @@ def city_status(
     receipt: Annotated[
         bool,
         Query(
-            description="add a `receipt`: the answer's events and hashes, signed, "
-            "checkable offline with `dateline audit check-receipt`"
+            description="add a `receipt`: the city's events in a signed checkpoint with "
+            "their hashes and the Merkle proof that none is missing, signed, checkable "
+            "offline with `dateline audit check-receipt`"
         ),
     ] = False,
 ) -> Any:

@@ -2,12 +2,17 @@
 
 A checkpoint file is JSON:
 
-    {"format": "dateline-checkpoint/1", "size": 91, "head": "<hex>",
-     "created_at": "2026-11-26T02:00:00.000000Z", "public_key": "<hex>", "signature": "<hex>"}
+    {"format": "dateline-checkpoint/2", "size": 91, "head": "<hex>",
+     "created_at": "2026-11-26T02:00:00.000000Z", "cities": 32, "cities_root": "<hex>",
+     "public_key": "<hex>", "signature": "<hex>"}
 
-The signature covers the RFC 8785 canonical JSON of format, size, head and
-created_at. Whoever holds the public key (printed by `dateline audit keygen`)
-can check it without the database.
+The signature covers the RFC 8785 canonical JSON of format, size, head,
+created_at, cities and cities_root: the Merkle root over every city's event
+count and city head at that size (infrastructure/audit/merkle.py), which lets
+a receipt prove that none of a city's events is left out. Checkpoints of
+format 1 (signed before the root existed: format, size, head, created_at)
+still check. Whoever holds the public key (printed by `dateline audit keygen`)
+can check one without the database.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-FORMAT = "dateline-checkpoint/1"
+FORMAT_1 = "dateline-checkpoint/1"
+FORMAT = "dateline-checkpoint/2"
 
 
 class CheckpointError(ValueError):
@@ -37,18 +43,35 @@ class Checkpoint:
     created_at: str  # ISO 8601, UTC
     public_key: str  # hex, raw 32 bytes
     signature: str  # hex, 64 bytes
-    format: str = FORMAT
+    format: str = FORMAT_1
+    cities: int | None = None  # format 2: the leaves under cities_root
+    cities_root: str | None = None  # format 2: hex, RFC 9162 Merkle tree hash
+
+    def as_dict(self) -> dict[str, Any]:
+        """The file's fields; a format-1 checkpoint has no cities fields."""
+        data = asdict(self)
+        if self.format == FORMAT_1:
+            del data["cities"], data["cities_root"]
+        return data
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2) + "\n"
+        return json.dumps(self.as_dict(), indent=2) + "\n"
 
 
 def instant(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def signed_bytes(size: int, head: str, created_at: str) -> bytes:
-    return rfc8785.dumps({"format": FORMAT, "size": size, "head": head, "created_at": created_at})
+def signed_bytes(
+    size: int, head: str, created_at: str, cities: int | None = None, root: str | None = None
+) -> bytes:
+    """What is signed: format 1 without a cities root, format 2 with one."""
+    if root is None:
+        return rfc8785.dumps(
+            {"format": FORMAT_1, "size": size, "head": head, "created_at": created_at}
+        )
+    return rfc8785.dumps({"format": FORMAT, "size": size, "head": head, "created_at": created_at,
+                          "cities": cities, "cities_root": root})  # fmt: skip
 
 
 def public_hex(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
@@ -103,26 +126,32 @@ def read_public_key(path: Path) -> str:
     raise CheckpointError(f"--public-key: {path} holds neither 64 hex digits nor a PEM key")
 
 
-def sign(key: Ed25519PrivateKey, size: int, head: str, moment: datetime) -> Checkpoint:
+def sign(
+    key: Ed25519PrivateKey, size: int, head: str, moment: datetime, cities: int, root: str
+) -> Checkpoint:
     created_at = instant(moment)
-    signature = key.sign(signed_bytes(size, head, created_at)).hex()
-    return Checkpoint(size, head, created_at, public_hex(key), signature)
+    signature = key.sign(signed_bytes(size, head, created_at, cities, root)).hex()
+    return Checkpoint(size, head, created_at, public_hex(key), signature, FORMAT, cities, root)
 
 
 def parse(data: Any, where: str) -> Checkpoint:
     """A checkpoint from decoded JSON; names the field that is wrong."""
     if not isinstance(data, dict):
         raise CheckpointError(f"{where}: not a checkpoint (expected a JSON object)")
-    if data.get("format") != FORMAT:
-        raise CheckpointError(f"{where}: format is {data.get('format')!r}, expected {FORMAT!r}")
-    fields: dict[str, Any] = {}
-    for name, kind in (
+    kind_of = data.get("format")
+    if kind_of not in (FORMAT, FORMAT_1):
+        raise CheckpointError(f"{where}: format is {kind_of!r}, expected {FORMAT!r}")
+    fields: dict[str, Any] = {"format": kind_of}
+    names: list[tuple[str, type]] = [
         ("size", int),
         ("head", str),
         ("created_at", str),
         ("public_key", str),
         ("signature", str),
-    ):
+    ]
+    if kind_of == FORMAT:
+        names += [("cities", int), ("cities_root", str)]
+    for name, kind in names:
         value = data.get(name)
         if not isinstance(value, kind) or isinstance(value, bool):
             raise CheckpointError(f"{where}: field {name!r} is missing or not a {kind.__name__}")
@@ -151,10 +180,19 @@ def check(checkpoint: Checkpoint, public_key: str | None = None) -> None:
         key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(checkpoint.public_key))
         key.verify(
             bytes.fromhex(checkpoint.signature),
-            signed_bytes(checkpoint.size, checkpoint.head, checkpoint.created_at),
+            signed_bytes(
+                checkpoint.size,
+                checkpoint.head,
+                checkpoint.created_at,
+                checkpoint.cities,
+                checkpoint.cities_root if checkpoint.format == FORMAT else None,
+            ),
         )
     except (ValueError, InvalidSignature):
+        what = "size, head and created_at"
+        if checkpoint.format == FORMAT:
+            what = "size, head, created_at and cities root"
         raise CheckpointError(
-            f"the checkpoint's signature does not match its size, head and created_at "
+            f"the checkpoint's signature does not match its {what} "
             f"(size {checkpoint.size}, created {checkpoint.created_at})"
         ) from None

@@ -370,3 +370,121 @@ def test_truncate_is_refused_on_postgres(make_settings: Callable[..., Settings])
             with pytest.raises(psycopg.errors.InsufficientPrivilege, match="TRUNCATE"):
                 pg.execute(f"TRUNCATE {table} CASCADE")  # type: ignore[arg-type]
     assert verify_store(settings.store()).events == 6
+
+
+# ------------------------------------------------------------------ the cities root
+def test_checkpoints_fold_city_heads_forward_and_verify_rederives_the_root(
+    settings: Settings, clock: ManualClock, key_file: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    build_log(settings, clock)
+    first = take_checkpoint(settings.store(), key_file, datetime.now(UTC))
+    app = open_app(settings, clock)
+    try:
+        report(app, clock, "alpha", EventType.RETAKEN, date(2015, 10, 1), GOV)
+        register(app, "gamma")
+    finally:
+        app.close()
+    second = take_checkpoint(settings.store(), key_file, datetime.now(UTC))  # folds 2 entries
+    assert (first.size, first.cities, second.size, second.cities) == (6, 2, 8, 3)
+    assert first.format == second.format == checkpoints.FORMAT
+    result = verify_store(settings.store(), against=first)
+    assert result.intact, result.summary()
+    assert result.roots_checked == [f"the checkpoint of {first.created_at}", "stored checkpoint #2"]
+    assert result.summary().endswith(
+        f"; cities root of the checkpoint of {first.created_at}, stored checkpoint #2 re-derived "
+        f"({result.seconds:.2f} s)"
+    )
+
+
+def test_a_cities_root_the_log_does_not_give_is_named(logged: Settings, key_file: Path) -> None:
+    from datetime import UTC, datetime
+
+    from dateline.infrastructure.audit.store import AuditDatabase
+
+    db = AuditDatabase(logged.store())
+    with db.connect() as conn:
+        size, head = db.head(conn)
+    key = checkpoints.load_private_key(key_file)
+    wrong = checkpoints.sign(key, size, head.hex(), datetime.now(UTC), 2, "ab" * 32)
+    result = verify_store(logged.store(), against=wrong)
+    what, _ = first_bad(result)
+    assert what == NOT_EXTENDING
+    assert result.problem is not None
+    assert (
+        "signed a cities root abababababababab... over 2 cities at size 6"
+        in (result.problem["detail"])
+    )
+
+
+def test_a_format_1_checkpoint_still_checks(logged: Settings, key_file: Path) -> None:
+    """Signed before the cities root: format, size, head and created_at; as a file and
+    kept in the database."""
+    from dateline.infrastructure.audit.store import AuditDatabase
+
+    db = AuditDatabase(logged.store())
+    with db.connect() as conn:
+        size, head = db.head(conn)
+    key = checkpoints.load_private_key(key_file)
+    created_at = "2026-11-26T01:00:00.000000Z"
+    signature = key.sign(checkpoints.signed_bytes(size, head.hex(), created_at)).hex()
+    old = checkpoints.parse(
+        {"format": "dateline-checkpoint/1", "size": size, "head": head.hex(),
+         "created_at": created_at, "public_key": checkpoints.public_hex(key),
+         "signature": signature},
+        "old.json",
+    )  # fmt: skip
+    assert old.cities_root is None
+    assert "cities" not in old.as_dict()
+    checkpoints.check(old)
+    result = verify_store(logged.store(), against=old)
+    assert result.intact, result.summary()
+    assert result.checkpoints_checked == [f"the checkpoint of {created_at}"]
+    with db.connect() as conn:
+        db.save_checkpoint(conn, old)
+    result = verify_store(logged.store())
+    assert result.intact, result.summary()
+    assert result.checkpoints_checked == ["stored checkpoint #1"]
+    from dataclasses import replace
+
+    with pytest.raises(CheckpointError, match="does not match its size, head and created_at"):
+        checkpoints.check(replace(old, size=size - 1))
+
+
+def test_other_writers_entries_through_the_three_array_function(
+    make_settings: Callable[..., Settings], clock: ManualClock
+) -> None:
+    """`dateline_audit_append(cities, versions, hashes)` (set-based since 0006) chains
+    entries for events a writer other than the recorders inserted, as verify expects."""
+    from uuid import uuid4
+
+    settings = make_settings("postgresql")
+    build_log(settings, clock)
+    schema = f'"{settings.store().schema}"'
+    cities = [uuid4(), uuid4()]
+    state = b'{"note":"written by another writer"}'
+    topic = "dateline.domain.city:City.Registered"
+    with psycopg.connect(POSTGRES_URL) as pg:
+        pg.execute(  # type: ignore[call-overload]
+            f"INSERT INTO {schema}.dateline_events (originator_id, originator_version, topic, "
+            "state) SELECT c, v, %s, %s FROM unnest(%s::uuid[], %s::bigint[]) AS u(c, v)",
+            (topic, state, [cities[0], cities[1], cities[0]], [1, 1, 2]),
+        )
+        pg.execute(  # type: ignore[call-overload]
+            f"SELECT {schema}.dateline_audit_append(%s::uuid[], %s::bigint[], %s::bytea[])",
+            (
+                [cities[1], cities[0], cities[0]],  # any order: entries follow notification ids
+                [1, 1, 2],
+                [
+                    event_hash(c, v, topic, state)
+                    for c, v in ((cities[1], 1), (cities[0], 1), (cities[0], 2))
+                ],
+            ),
+        )
+    result = verify_store(settings.store())
+    assert result.intact, result.summary()
+    assert result.events == 9
+    rows = query(settings, "SELECT position, notification_id FROM {t}dateline_audit_log "
+                           "WHERE position > 6 ORDER BY position")  # fmt: skip
+    assert [(p, n) for p, n in rows] == [(7, 7), (8, 8), (9, 9)]
