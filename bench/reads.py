@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -97,16 +97,22 @@ class Server:
 
 @contextmanager
 def serve(
-    name: str, command: list[str], settings: Settings, log_dir: Path, env: dict[str, str]
+    name: str,
+    command: list[str],
+    settings: Settings,
+    log_dir: Path,
+    env: dict[str, str],
+    cwd: Path = ROOT,
 ) -> Iterator[Server]:
-    """A server process on a free loopback port, healthy, terminated at the end."""
+    """A server process on a free loopback port, healthy, terminated at the end;
+    `cwd` (and PYTHONPATH in `env`) choose the source tree it runs."""
     port = int(command[command.index("--port") + 1])
     log_path = log_dir / f"{name}-{port}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             command,
             env={**server_env(settings), **env},
-            cwd=ROOT,
+            cwd=cwd,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -224,9 +230,21 @@ def status_http(
     seconds: float,
     rounds: int,
     log: Callable[[str], None],
+    before: Path | None = None,
 ) -> dict[str, Any]:
     paths = [status_path(*s) for s in status_samples(slugs, 4000)]
-    with tempfile.TemporaryDirectory(prefix="dateline-reads-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="dateline-reads-") as tmp, ExitStack() as stack:
+        if before is not None:  # the same API from an older source tree, as a third load
+            older = stack.enter_context(
+                serve(
+                    "dateline_before",
+                    dateline_command(free_port(), workers),
+                    settings,
+                    Path(tmp),
+                    {"PYTHONPATH": str(before)},
+                    cwd=before,
+                )
+            )
         with serve(
             "dateline", dateline_command(free_port(), workers), settings, Path(tmp), {}
         ) as app:
@@ -241,11 +259,13 @@ def status_http(
                     len(body),
                 )
                 servers = {"dateline": app, "trivial": trivial}
+                if before is not None:
+                    servers["dateline_before"] = older
                 for server in servers.values():  # warm-up: every worker's caches and pools
                     load(server, paths, clients, min(3.0, seconds))
                 runs: list[dict[str, Any]] = []
                 for n in range(rounds):
-                    order = ["dateline", "trivial"] if n % 2 == 0 else ["trivial", "dateline"]
+                    order = list(servers) if n % 2 == 0 else list(reversed(servers))
                     this: dict[str, Any] = {"order": order}
                     for name in order:
                         this[name] = load(servers[name], paths, clients, seconds)
@@ -264,6 +284,12 @@ def status_http(
                     this["server_cpu_ratio"] = round(
                         a["server_cpu_us_per_request"] / b["server_cpu_us_per_request"], 4
                     )
+                    if before is not None:
+                        c = this["dateline_before"]
+                        this["before_requests_ratio"] = round(c["ok_per_s"] / b["ok_per_s"], 4)
+                        this["before_p99_ratio"] = round(
+                            c["latency"]["p99_ms"] / b["latency"]["p99_ms"], 4
+                        )
                     runs.append(this)
     requests_ratio = median([r["requests_ratio"] for r in runs])
     p99_ratio = median([r["p99_ratio"] for r in runs])
@@ -296,6 +322,18 @@ def status_http(
         },
         "requests_ratio": requests_ratio,
         "p99_ratio": p99_ratio,
+        "before": None
+        if before is None
+        else {
+            "source": str(before),
+            "requests_per_s": med("dateline_before", lambda r: r["ok_per_s"]),
+            "p99_ms": med("dateline_before", lambda r: r["latency"]["p99_ms"]),
+            "server_cpu_us_per_request": med(
+                "dateline_before", lambda r: r["server_cpu_us_per_request"]
+            ),
+            "requests_ratio": median([r["before_requests_ratio"] for r in runs]),
+            "p99_ratio": median([r["before_p99_ratio"] for r in runs]),
+        },
         "server_cpu_ratio": median([r["server_cpu_ratio"] for r in runs]),
         "target": "requests ratio >= 0.8 and p99 ratio <= 1.25",
         "met": bool(
@@ -489,6 +527,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--schema", default=None, help="reuse a schema built by an earlier run")
     p.add_argument("--keep-schema", action="store_true")
     p.add_argument("--only", default="status_http,city_size,map_geojson,status_inprocess")
+    p.add_argument(
+        "--before-source",
+        default=None,
+        help="a source tree of an older Dateline (e.g. `git archive`), served as a third load",
+    )
     p.add_argument("--quick", action="store_true")
     p.add_argument("--out", default=None)
     return p
@@ -543,7 +586,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             figures["city_size"] = city_size(app, settings, args.workers, samples // 4, log)
         if "status_http" in only:
             figures["status_http"] = status_http(
-                settings, slugs, args.workers, args.clients, seconds, rounds, log
+                settings,
+                slugs,
+                args.workers,
+                args.clients,
+                seconds,
+                rounds,
+                log,
+                Path(args.before_source) if args.before_source else None,
             )
     finally:
         app.close()
