@@ -470,6 +470,7 @@ def map_geojson(
             after = load_average()
     assert status == 200
     features = len(json.loads(body)["features"])
+    breakdown = map_breakdown(app, 3)
     every = summarize(now_times + dated_times)
     result = {
         "what": "GET /status?format=geojson over HTTP (no gzip asked for), one client: "
@@ -482,11 +483,53 @@ def map_geojson(
         "all": every,
         "target": "<= 100 ms",
         "met": every["p50_ms"] <= 100,
+        "inprocess_breakdown_ms": breakdown,
         "load_average_start": before,
         "load_average_end": after,
     }
     log(f"  map: p50 {every['p50_ms']} ms, max {every['max_ms']} ms, {features} features")
     return result
+
+
+def map_breakdown(app: Dateline, reps: int) -> dict[str, Any]:
+    """Where the map's time goes, in process, about now (medians of `reps`): the
+    all-cities query, the causing events' sources (and, for comparison, the way
+    they were found before: every change since the earliest `since`), the
+    features, the JSON bytes."""
+    from pydantic_core import to_json
+
+    from api.queries import causing_sources
+    from api.routers.status import feature_collection
+
+    parts: dict[str, list[float]] = {}
+
+    def timed(label: str, call: Callable[[], Any]) -> Any:
+        start = time.perf_counter()
+        value = call()
+        parts.setdefault(label, []).append(1000 * (time.perf_counter() - start))
+        return value
+
+    for _ in range(reps):
+        known = app.clock()
+        views = timed("statuses_query_ms", lambda: app.read_model.statuses(None, known))
+        sources = timed("sources_by_key_ms", lambda: causing_sources(app, views))
+        timed("sources_by_scanning_changes_before_ms", lambda: _sources_before(app, views))
+        collection = timed("features_ms", lambda: feature_collection(views, sources))
+        timed("to_json_ms", lambda: to_json(collection))
+    return {label: round(statistics.median(values), 1) for label, values in parts.items()}
+
+
+def _sources_before(app: Dateline, views: list[Any]) -> int:
+    """What api.queries.causing_sources did before issue 8 (one query over every
+    change from the earliest `since` to as_of), for the breakdown only."""
+    wanted = {v.state.event_id for v in views if v.state.event_id and v.state.since}
+    if not wanted:
+        return 0
+    first = min(v.state.since for v in views if v.state.since)
+    last = max(v.as_of for v in views)
+    known_at = max(v.known_at for v in views)
+    found = [e for e in app.read_model.changes(first, last, known_at) if e.id in wanted]
+    return len(found)
 
 
 def status_inprocess(

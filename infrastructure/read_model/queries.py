@@ -138,19 +138,27 @@ class ReadModel:
             "ORDER BY known_from, valid_from"
         )
         self._select_slugs = s("SELECT slug FROM {cities} ORDER BY slug")
-        # Given events' sources: one primary-key probe each, whatever the log's size.
-        wanted = (
-            "unnest(%(slugs)s::text[], %(versions)s::bigint[]) AS w(slug, version)"
-            if isinstance(self.dialect, PostgresDialect)
-            else "(SELECT json_extract(j.value, '$[0]') AS slug, "
-            "json_extract(j.value, '$[1]') AS version FROM json_each(%(pairs)s) j) w"
-        )
+        # Given events' sources: one primary-key probe each, whatever the log's size
+        # (on PostgreSQL a LATERAL ... LIMIT 1, which the planner cannot turn into a
+        # hash join over every fact).
+        if isinstance(self.dialect, PostgresDialect):
+            sources = (
+                "SELECT w.slug, w.version, f.source_name, f.source_url, f.source_quote"
+                " FROM unnest(%(slugs)s::text[], %(versions)s::bigint[]) AS w(slug, version)"
+                " JOIN {cities} c ON c.slug = w.slug"
+                " JOIN LATERAL (SELECT source_name, source_url, source_quote FROM {facts}"
+                "  WHERE city_id = c.city_id AND version = w.version LIMIT 1) f ON true"
+            )
+        else:
+            sources = (
+                "SELECT w.slug, w.version, f.source_name, f.source_url, f.source_quote"
+                " FROM (SELECT json_extract(j.value, '$[0]') AS slug,"
+                "  json_extract(j.value, '$[1]') AS version FROM json_each(%(pairs)s) j) w"
+                " JOIN {cities} c ON c.slug = w.slug"
+                " JOIN {facts} f ON f.city_id = c.city_id AND f.version = w.version"
+            )
         self._select_sources = s(
-            "SELECT w.slug, w.version, f.source_name, f.source_url, f.source_quote FROM "
-            + wanted
-            + " JOIN {cities} c ON c.slug = w.slug"
-            " JOIN {facts} f ON f.city_id = c.city_id AND f.version = w.version"
-            " WHERE f.source_name IS NOT NULL"
+            "SELECT * FROM (" + sources + ") found WHERE found.source_name IS NOT NULL"
         )
         self._read_position = s(
             "SELECT notification_id, events FROM {tracking} WHERE projection = %(projection)s"
