@@ -40,6 +40,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -178,9 +179,7 @@ def load(server: Server, paths: list[str], clients: int, seconds: float) -> dict
 
 
 # ----------------------------------------------------------------- samples
-def status_samples(
-    slugs: list[str], n: int, seed: int = 11
-) -> list[tuple[str, date, datetime]]:
+def status_samples(slugs: list[str], n: int, seed: int = 11) -> list[tuple[str, date, datetime]]:
     """(slug, as_of, known_at): as_of over 2000..the log's end, known_at over
     2000..a day past the log's end (a city unknown then answers unknown)."""
     rng = random.Random(seed)
@@ -278,9 +277,7 @@ def status_http(
                         )
                     a, b = this["dateline"], this["trivial"]
                     this["requests_ratio"] = round(a["ok_per_s"] / b["ok_per_s"], 4)
-                    this["p99_ratio"] = round(
-                        a["latency"]["p99_ms"] / b["latency"]["p99_ms"], 4
-                    )
+                    this["p99_ratio"] = round(a["latency"]["p99_ms"] / b["latency"]["p99_ms"], 4)
                     this["server_cpu_ratio"] = round(
                         a["server_cpu_us_per_request"] / b["server_cpu_us_per_request"], 4
                     )
@@ -308,17 +305,13 @@ def status_http(
             "requests_per_s": med("dateline", lambda r: r["ok_per_s"]),
             "p50_ms": med("dateline", lambda r: r["latency"]["p50_ms"]),
             "p99_ms": med("dateline", lambda r: r["latency"]["p99_ms"]),
-            "server_cpu_us_per_request": med(
-                "dateline", lambda r: r["server_cpu_us_per_request"]
-            ),
+            "server_cpu_us_per_request": med("dateline", lambda r: r["server_cpu_us_per_request"]),
         },
         "baseline": {
             "requests_per_s": med("trivial", lambda r: r["ok_per_s"]),
             "p50_ms": med("trivial", lambda r: r["latency"]["p50_ms"]),
             "p99_ms": med("trivial", lambda r: r["latency"]["p99_ms"]),
-            "server_cpu_us_per_request": med(
-                "trivial", lambda r: r["server_cpu_us_per_request"]
-            ),
+            "server_cpu_us_per_request": med("trivial", lambda r: r["server_cpu_us_per_request"]),
         },
         "requests_ratio": requests_ratio,
         "p99_ratio": p99_ratio,
@@ -378,34 +371,31 @@ def city_size(
     small_events = app.read_model.status(SMALL_SLUG).version
     big_intervals = len(app.read_model.timeline(BIG_SLUG)[1])
     small_intervals = len(app.read_model.timeline(SMALL_SLUG)[1])
-    with tempfile.TemporaryDirectory(prefix="dateline-reads-") as tmp:
-        with serve(
+    with (
+        tempfile.TemporaryDirectory(prefix="dateline-reads-") as tmp,
+        serve(
             "dateline", dateline_command(free_port(), workers), settings, Path(tmp), {}
-        ) as server:
-            before = load_average()
-            times = timed_gets(
-                server.base,
-                [
-                    ("city_big", f"/cities/{BIG_SLUG}"),
-                    ("city_small", f"/cities/{SMALL_SLUG}"),
-                    ("timeline_big", f"/cities/{BIG_SLUG}/timeline"),
-                    ("timeline_small", f"/cities/{SMALL_SLUG}/timeline"),
-                ],
-                samples,
-            )
-            timeline_bytes = {
-                "big": len(get(server.base, f"/cities/{BIG_SLUG}/timeline")[1]),
-                "small": len(get(server.base, f"/cities/{SMALL_SLUG}/timeline")[1]),
-            }
-            after = load_average()
+        ) as server,
+    ):
+        before = load_average()
+        times = timed_gets(
+            server.base,
+            [
+                ("city_big", f"/cities/{BIG_SLUG}"),
+                ("city_small", f"/cities/{SMALL_SLUG}"),
+                ("timeline_big", f"/cities/{BIG_SLUG}/timeline"),
+                ("timeline_small", f"/cities/{SMALL_SLUG}/timeline"),
+            ],
+            samples,
+        )
+        timeline_bytes = {
+            "big": len(get(server.base, f"/cities/{BIG_SLUG}/timeline")[1]),
+            "small": len(get(server.base, f"/cities/{SMALL_SLUG}/timeline")[1]),
+        }
+        after = load_average()
     summary = {label: summarize(values) for label, values in times.items()}
     inprocess = {
-        label: summarize(
-            [
-                _timed(lambda s=slug: call(s))  # type: ignore[misc]
-                for _ in range(samples)
-            ]
-        )
+        label: summarize([_timed(partial(call, slug)) for _ in range(samples)])
         for label, slug, call in (
             ("read_model.timeline_big", BIG_SLUG, app.read_model.timeline),
             ("read_model.timeline_small", SMALL_SLUG, app.read_model.timeline),
@@ -454,20 +444,22 @@ def map_geojson(
         "now": "/status?format=geojson",
         **{f"as_of_{d.isoformat()}": f"/status?format=geojson&as_of={d.isoformat()}" for d in days},
     }
-    with tempfile.TemporaryDirectory(prefix="dateline-reads-") as tmp:
-        with serve(
+    with (
+        tempfile.TemporaryDirectory(prefix="dateline-reads-") as tmp,
+        serve(
             "dateline", dateline_command(free_port(), workers), settings, Path(tmp), {}
-        ) as server:
-            before = load_average()
-            get(server.base, paths["now"])  # warm-up
-            now_times = [_timed(lambda: get(server.base, paths["now"])) for _ in range(reps)]
-            dated_times = [
-                _timed(lambda p=p: get(server.base, p))  # type: ignore[misc]
-                for label, p in paths.items()
-                if label != "now"
-            ]
-            status, body = get(server.base, paths["now"])
-            after = load_average()
+        ) as server,
+    ):
+        before = load_average()
+        get(server.base, paths["now"])  # warm-up
+        now_times = [_timed(lambda: get(server.base, paths["now"])) for _ in range(reps)]
+        dated_times = [
+            _timed(lambda p=p: get(server.base, p))  # type: ignore[misc]
+            for label, p in paths.items()
+            if label != "now"
+        ]
+        status, body = get(server.base, paths["now"])
+        after = load_average()
     assert status == 200
     features = len(json.loads(body)["features"])
     breakdown = map_breakdown(app, 3)
@@ -503,19 +495,18 @@ def map_breakdown(app: Dateline, reps: int) -> dict[str, Any]:
 
     parts: dict[str, list[float]] = {}
 
-    def timed(label: str, call: Callable[[], Any]) -> Any:
+    def timed(label: str, call: Callable[..., Any], *args: Any) -> Any:
         start = time.perf_counter()
-        value = call()
+        value = call(*args)
         parts.setdefault(label, []).append(1000 * (time.perf_counter() - start))
         return value
 
     for _ in range(reps):
-        known = app.clock()
-        views = timed("statuses_query_ms", lambda: app.read_model.statuses(None, known))
-        sources = timed("sources_by_key_ms", lambda: causing_sources(app, views))
-        timed("sources_by_scanning_changes_before_ms", lambda: _sources_before(app, views))
-        collection = timed("features_ms", lambda: feature_collection(views, sources))
-        timed("to_json_ms", lambda: to_json(collection))
+        views = timed("statuses_query_ms", app.read_model.statuses, None, app.clock())
+        sources = timed("sources_by_key_ms", causing_sources, app, views)
+        timed("sources_by_scanning_changes_before_ms", _sources_before, app, views)
+        collection = timed("features_ms", feature_collection, views, sources)
+        timed("to_json_ms", to_json, collection)
     return {label: round(statistics.median(values), 1) for label, values in parts.items()}
 
 
@@ -575,6 +566,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="a source tree of an older Dateline (e.g. `git archive`), served as a third load",
     )
+    p.add_argument(
+        "--prepared-json",
+        default=None,
+        help="with --schema: the summary an earlier run's build printed, kept in the results",
+    )
     p.add_argument("--quick", action="store_true")
     p.add_argument("--out", default=None)
     return p
@@ -611,6 +607,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             log(f"building {args.cities:,} cities, {args.events:,} events in {schema}")
             prepared = prepare(app, args.cities, args.events, args.big_city, args.small_city, log)
             result["prepared"] = prepared.summary()
+        elif args.prepared_json:
+            result["prepared"] = json.loads(Path(args.prepared_json).read_text())
         slugs = app.read_model.city_slugs()
         position, events = app.read_model.progress()
         result["store"] = {
@@ -624,7 +622,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "status_inprocess" in only:
             figures["status_inprocess"] = status_inprocess(app, slugs, samples * 5, log)
         if "map_geojson" in only:
-            figures["map_geojson"] = map_geojson(app, settings, args.workers, 5 if args.quick else 10, log)
+            reps = 5 if args.quick else 10
+            figures["map_geojson"] = map_geojson(app, settings, args.workers, reps, log)
         if "city_size" in only:
             figures["city_size"] = city_size(app, settings, args.workers, samples // 4, log)
         if "status_http" in only:
@@ -646,8 +645,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             log(f"kept schema {schema}")
     facts["load_average_at_end"] = load_average()
     result["wall_time_s"] = round(time.perf_counter() - started, 1)
-    out = Path(args.out) if args.out else RESULTS_DIR / (
-        "quick-reads-latest.json" if args.quick else f"{started_at:%Y-%m-%d}-reads.json"
+    out = (
+        Path(args.out)
+        if args.out
+        else RESULTS_DIR
+        / ("quick-reads-latest.json" if args.quick else f"{started_at:%Y-%m-%d}-reads.json")
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=str) + "\n")
