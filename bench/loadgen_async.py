@@ -1,9 +1,9 @@
 """A lean HTTP/1.1 GET load generator: N keep-alive connections on one event loop.
 
 Run as `python -m bench.loadgen_async` with a JSON job on stdin; prints a JSON
-result. `bench.loadgen` (a thread per client, `http.client`) spends ~4x more CPU
-per request than this, and on a 2-core machine the client's CPU is taken from
-the server it measures; here each client is a coroutine on uvloop that writes a
+result. On a 2-core machine the client's CPU is taken from the server it
+measures, so it is kept small (`bench.loadgen` runs a thread per client with
+`http.client`): here each client is a coroutine on uvloop that writes a
 prepared request and reads the answer by its Content-Length (no chunked
 encoding: both servers measured send Content-Length). Loopback only, every loop
 bounded by a deadline and a request count. The result includes the client's
