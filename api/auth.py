@@ -7,13 +7,15 @@ it becomes `reported_by` / `retracted_by`, never anything from the body.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
+from dateline.api.conditional import request_header
 from dateline.api.errors import ApiError
 from dateline.infrastructure.settings import Settings
 from dateline.infrastructure.tokens import Role, TokenStore
@@ -56,15 +58,18 @@ def authenticate(
     return Principal(info.name, info.role)
 
 
-def require(role: Role) -> Callable[..., Principal]:
-    """A dependency admitting `role` and every role above it (plain def: the token
-    lookup touches the store, so it runs in the threadpool)."""
+def require(role: Role) -> Callable[..., Awaitable[Principal]]:
+    """A dependency admitting `role` and every role above it. An anonymous public
+    read is answered on the event loop; a token is looked up in the store, in the
+    threadpool (the lookup blocks)."""
 
-    def dependency(
+    async def dependency(
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
     ) -> Principal:
-        principal = authenticate(request, credentials)
+        principal = None
+        if credentials is not None or request_header(request.scope, b"authorization") is not None:
+            principal = await run_in_threadpool(authenticate, request, credentials)
         if principal is None:
             settings: Settings = request.app.state.settings
             if role is Role.READER and settings.public_reads:

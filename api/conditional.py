@@ -105,8 +105,9 @@ class ConditionalGet:
 
         # Read before the answer is made: a write in between makes the tag older than
         # the body, never newer, so a 304 can never stand for a body the client lacks.
+        query = query_of(scope)
         position = None
-        if is_about_now(scope):  # a query: off the event loop
+        if is_about_now(scope, query):  # a query: off the event loop
             position = await run_in_threadpool(self.position, scope)
             if_none_match = request_header(scope, b"if-none-match")
             if (
@@ -134,7 +135,7 @@ class ConditionalGet:
         headers = MutableHeaders(raw=list(start.get("headers", [])))
         status = int(start.get("status", 500))
         if status == 200:
-            self.decorate(scope, headers, body, position)
+            self.decorate(scope, headers, body, position, query)
             if_none_match = request_header(scope, b"if-none-match")
             if if_none_match is not None and matches(if_none_match, headers["etag"]):
                 status, body = 304, b""
@@ -159,10 +160,14 @@ class ConditionalGet:
         return f'W/"{hashlib.sha256(key.encode()).hexdigest()[:20]}"'
 
     def decorate(
-        self, scope: Scope, headers: MutableHeaders, body: bytes, position: int | None
+        self,
+        scope: Scope,
+        headers: MutableHeaders,
+        body: bytes,
+        position: int | None,
+        query: dict[str, str],
     ) -> None:
         path: str = scope["path"]
-        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         is_data = path.startswith(DATA_PREFIXES)
         if headers.get("content-type", "").startswith("text/html"):
             headers.setdefault("Content-Security-Policy", SAME_ORIGIN_ONLY)
@@ -183,9 +188,14 @@ class ConditionalGet:
             headers["Cache-Control"] = f"{scope_word}, max-age={SHORT_MAX_AGE}"
 
 
-def is_about_now(scope: Scope) -> bool:
+def query_of(scope: Scope) -> dict[str, str]:
+    """The request's query parameters (the last of a repeated name), parsed once."""
+    raw = scope.get("query_string", b"")
+    return dict(parse_qsl(raw.decode("latin-1"))) if raw else {}
+
+
+def is_about_now(scope: Scope, query: dict[str, str]) -> bool:
     """A read from the store with no known_at: its answer changes with every write."""
-    query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
     return str(scope["path"]).startswith(DATA_PREFIXES) and "known_at" not in query
 
 

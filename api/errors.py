@@ -264,7 +264,16 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
+        declared = None
+        chunked = False
+        for name, value in scope.get("headers") or []:
+            if name == b"content-length":
+                declared = value
+            elif name == b"transfer-encoding":
+                chunked = True
+        if declared is None and not chunked:  # HTTP/1.1: no body without either header
+            await self.app(scope, receive, send)
+            return
         if declared is not None and _too_large(declared, self.max_bytes):
             await self._too_large(scope, receive, send)
             return

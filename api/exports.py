@@ -16,6 +16,7 @@ from datetime import date, datetime
 from typing import Any
 
 from dateline.api.queries import ControlQueries, causing_sources
+from dateline.domain.control import Source
 from dateline.domain.log import LoggedEvent
 from dateline.infrastructure.application import CityView, Dateline, StatusView
 
@@ -59,9 +60,8 @@ CHANGES_COLUMNS = (
 )
 
 
-def status_row(view: StatusView, cause: LoggedEvent | None) -> dict[str, Any]:
+def status_row(view: StatusView, source: Source | None) -> dict[str, Any]:
     state, city = view.state, view.city
-    source = cause.source if cause else None
     return {
         "city": city.slug,
         "name": city.name,

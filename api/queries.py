@@ -17,6 +17,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Protocol
 
+from dateline.domain.control import Source
 from dateline.domain.log import LoggedEvent
 from dateline.infrastructure.application import Dateline, StatusView
 
@@ -56,14 +57,11 @@ def make_queries(app: Dateline) -> ControlQueries:
     return ReadModelQueries(app)
 
 
-def causing_sources(app: Dateline, views: list[StatusView]) -> dict[str, LoggedEvent]:
-    """The event that made each city's status what it is, by event id: one query over
-    the days those events can lie in ([earliest `since`, as_of]), as known at the views'
-    `known_at`. Registrations (no source) are left out."""
-    wanted = {v.state.event_id for v in views if v.state.event_id and v.state.since}
-    if not wanted:
-        return {}
-    first = min(v.state.since for v in views if v.state.since)
-    last = max(v.as_of for v in views)
-    known_at = max(v.known_at for v in views)
-    return {e.id: e for e in app.read_model.changes(first, last, known_at) if e.id in wanted}
+def causing_sources(app: Dateline, views: list[StatusView]) -> dict[str, Source]:
+    """The source of the event that made each city's status what it is, by event
+    id: one query probing those events by key. Registrations (no source) are left
+    out. An event that made a status was recorded by the views' `known_at`, so its
+    source is the one the record showed then (sources are never edited)."""
+    return app.read_model.sources(
+        {v.state.event_id for v in views if v.state.event_id and v.state.since}
+    )

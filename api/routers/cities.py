@@ -6,7 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
+from pydantic import TypeAdapter
 
+from dateline.api.answers import json_answer
 from dateline.api.auth import Editor, Reader
 from dateline.api.errors import etag
 from dateline.api.pagination import MAX_PAGE_SIZE, After, Limit, paginate
@@ -23,6 +25,10 @@ from dateline.api.schemas import (
 from dateline.infrastructure.audit import receipts
 
 router = APIRouter(tags=["cities"])
+
+CITY_WITH_STATUS = TypeAdapter(CityWithStatusOut)
+STATUS = TypeAdapter(StatusOut)
+INTERVALS = TypeAdapter(list[IntervalOut])
 
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "no token, or an unknown or revoked one"},
@@ -97,16 +103,13 @@ def register_city(
 def get_city(
     slug: Slug,
     app: AppDep,
-    response: Response,
     _: Reader,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Any:
     view = app.read_model.status(slug)
     if wants_html(accept):  # a browser: the page, with the city's panel open
         return RedirectResponse(f"/?city={slug}", status_code=303, headers={"Vary": "Accept"})
-    response.headers["ETag"] = etag(view.version)
-    response.headers["Vary"] = "Accept"
-    return CityWithStatusOut.model_validate(view)
+    return json_answer(CITY_WITH_STATUS, view, {"ETag": etag(view.version), "Vary": "Accept"})
 
 
 def wants_html(accept: str | None) -> bool:
@@ -124,7 +127,6 @@ def wants_html(accept: str | None) -> bool:
 def city_status(
     slug: Slug,
     app: AppDep,
-    response: Response,
     _: Reader,
     as_of: AsOf = None,
     known_at: KnownAt = None,
@@ -138,12 +140,12 @@ def city_status(
     ] = False,
 ) -> Any:
     view = app.read_model.status(slug, as_of, resolve_known_at(app, known_at))
-    response.headers["ETag"] = etag(view.version)
+    headers = {"ETag": etag(view.version)}
     if receipt:  # a citable answer: the answer as JSON, signed
         answer = dump(StatusOut, view)
         signed = receipts.issue(app, answer, app.clock())
-        return JSONResponse({**answer, "receipt": signed}, headers=dict(response.headers))
-    return StatusOut.model_validate(view)
+        return JSONResponse({**answer, "receipt": signed}, headers=headers)
+    return json_answer(STATUS, view, headers)
 
 
 @router.get(
@@ -152,10 +154,8 @@ def city_status(
     summary="The city's control intervals in world order (`to` null for the open one)",
     responses=READ_ERRORS,
 )
-def city_timeline(
-    slug: Slug, app: AppDep, response: Response, _: Reader, known_at: KnownAt = None
-) -> list[IntervalOut]:
+def city_timeline(slug: Slug, app: AppDep, _: Reader, known_at: KnownAt = None) -> Any:
     known = resolve_known_at(app, known_at)
     _city, intervals = app.read_model.timeline(slug, known)
-    response.headers["ETag"] = etag(app.read_model.status(slug, None, known).version)
-    return [IntervalOut.model_validate(i) for i in intervals]
+    version = app.read_model.status(slug, None, known).version
+    return json_answer(INTERVALS, intervals, {"ETag": etag(version)})

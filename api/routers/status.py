@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Response
-from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter
+from pydantic_core import to_json
 
+from dateline.api.answers import json_answer
 from dateline.api.auth import Reader
 from dateline.api.queries import causing_sources
 from dateline.api.routers.deps import AppDep, AsOf, KnownAt, QueriesDep, resolve_known_at
@@ -16,7 +17,7 @@ from dateline.api.schemas import (
     CityStatusOut,
     ValidationErrorOut,
 )
-from dateline.domain.log import LoggedEvent
+from dateline.domain.control import Source
 from dateline.infrastructure.application import StatusView
 
 router = APIRouter(tags=["status"])
@@ -28,7 +29,7 @@ STATUSES = TypeAdapter(list[CityStatusOut])
 
 
 def feature_collection(
-    views: list[StatusView], causes: dict[str, LoggedEvent] | None = None
+    views: list[StatusView], causes: dict[str, Source] | None = None
 ) -> dict[str, Any]:
     """One point per city; `properties` as in the JSON answer plus the source of the
     event that made the status (`causes`, by event id; see `causing_sources`): dicts
@@ -38,8 +39,7 @@ def feature_collection(
     for view, row in zip(
         views, STATUSES.dump_python(STATUSES.validate_python(views), mode="json"), strict=True
     ):
-        cause = found.get(view.state.event_id or "")
-        source = cause.source if cause else None
+        source = found.get(view.state.event_id or "")
         row["source_name"] = source.name if source else None
         row["source_url"] = source.url if source else None
         features.append(
@@ -76,7 +76,6 @@ def feature_collection(
 def all_statuses(
     app: AppDep,
     queries: QueriesDep,
-    response: Response,
     _: Reader,
     as_of: AsOf = None,
     known_at: KnownAt = None,
@@ -91,6 +90,5 @@ def all_statuses(
     views = queries.all_statuses(as_of, known)
     if wants_geojson:
         collection = feature_collection(views, causing_sources(app, views))
-        return JSONResponse(collection, media_type=GEOJSON, headers={"Vary": "Accept"})
-    response.headers["Vary"] = "Accept"
-    return STATUSES.validate_python(views)
+        return Response(to_json(collection), media_type=GEOJSON, headers={"Vary": "Accept"})
+    return json_answer(STATUSES, views, {"Vary": "Accept"})

@@ -6,7 +6,8 @@ history; no aggregate is loaded.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import json
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -137,6 +138,28 @@ class ReadModel:
             "ORDER BY known_from, valid_from"
         )
         self._select_slugs = s("SELECT slug FROM {cities} ORDER BY slug")
+        # Given events' sources: one primary-key probe each, whatever the log's size
+        # (on PostgreSQL a LATERAL ... LIMIT 1, which the planner cannot turn into a
+        # hash join over every fact).
+        if isinstance(self.dialect, PostgresDialect):
+            sources = (
+                "SELECT w.slug, w.version, f.source_name, f.source_url, f.source_quote"
+                " FROM unnest(%(slugs)s::text[], %(versions)s::bigint[]) AS w(slug, version)"
+                " JOIN {cities} c ON c.slug = w.slug"
+                " JOIN LATERAL (SELECT source_name, source_url, source_quote FROM {facts}"
+                "  WHERE city_id = c.city_id AND version = w.version LIMIT 1) f ON true"
+            )
+        else:
+            sources = (
+                "SELECT w.slug, w.version, f.source_name, f.source_url, f.source_quote"
+                " FROM (SELECT json_extract(j.value, '$[0]') AS slug,"
+                "  json_extract(j.value, '$[1]') AS version FROM json_each(%(pairs)s) j) w"
+                " JOIN {cities} c ON c.slug = w.slug"
+                " JOIN {facts} f ON f.city_id = c.city_id AND f.version = w.version"
+            )
+        self._select_sources = s(
+            "SELECT * FROM (" + sources + ") found WHERE found.source_name IS NOT NULL"
+        )
         self._read_position = s(
             "SELECT notification_id, events FROM {tracking} WHERE projection = %(projection)s"
         )
@@ -237,6 +260,33 @@ class ReadModel:
             cursor.execute(self._select_changes, params)
             rows = cursor.fetchall()
         return [self._logged(row, known_at) for row in rows]
+
+    def sources(self, event_ids: Iterable[str]) -> dict[str, Source]:
+        """The source of each given event (`slug-version`) that has one, by id: one
+        query probing each event by its key, not a scan of the log."""
+        pairs = []
+        for event_id in event_ids:
+            slug, _, version = event_id.rpartition("-")
+            if slug and version.isdigit():
+                pairs.append((slug, int(version)))
+        if not pairs:
+            return {}
+        if isinstance(self.dialect, PostgresDialect):
+            params: dict[str, Any] = {
+                "slugs": [p[0] for p in pairs],
+                "versions": [p[1] for p in pairs],
+            }
+        else:
+            params = {"pairs": json.dumps(pairs)}
+        with self.cursor() as cursor:
+            cursor.execute(self._select_sources, params)
+            rows = cursor.fetchall()
+        return {
+            f"{row['slug']}-{row['version']}": Source(
+                row["source_name"], row["source_url"], row["source_quote"]
+            )
+            for row in rows
+        }
 
     def history(self, slug: str, known_at: datetime | None = None) -> list[LoggedEvent]:
         """As `Dateline.history`: the city's log in recording order at `known_at`

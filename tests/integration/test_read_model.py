@@ -172,6 +172,23 @@ def test_statuses_and_changes_across_cities(app: Dateline, clock: ManualClock) -
     assert not [e for e in app.read_model.changes(start, end, seeded) if e.retracted]
 
 
+def test_sources_of_given_events_by_id(app: Dateline, clock: ManualClock) -> None:
+    load_seeds(app)
+    clock.advance(days=1)
+    added = report(app, "kunduz", EventType.CONTESTED, date(2015, 9, 27), TALIBAN)
+    clock.advance(days=1)
+    app.retract("kunduz", added.event.id, reason="wrong day", retracted_by="editor")
+    logged = [e for slug in app.city_slugs() for e in app.history(slug)]
+    with_source = {e.id: e.source for e in logged if e.source is not None}
+    without = [e.id for e in logged if e.source is None]  # registrations, the retraction
+    assert with_source and without and added.event.id in with_source
+    asked = [*with_source, *without, "kunduz-9999", "no-such-city-3", "not an id"]
+    assert app.read_model.sources(asked) == with_source
+    one = next(iter(with_source))
+    assert app.read_model.sources([one]) == {one: with_source[one]}
+    assert app.read_model.sources([]) == {}
+
+
 # ----------------------------------------------- exactly once, read your writes
 def test_each_append_is_visible_at_once_with_its_rows_in_its_transaction(
     app: Dateline, settings: Settings, clock: ManualClock
