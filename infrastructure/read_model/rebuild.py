@@ -1,0 +1,293 @@
+"""`dateline projections rebuild`: the read model again from the whole log, set-based.
+
+1. Stream the stored events once, in notification order, in large fetches,
+   without any lock; decode each with the application's mapper and fold it into
+   its city, in memory (the `City` aggregate, whose derived intervals give each
+   event's `IntervalChange`); one `Projector` collects every row. A city whose
+   event cannot be decoded or applied is degraded from that event on (its
+   earlier rows stay, as an inline append would leave them).
+2. In one transaction: create fresh tables (`<table>_next`, like the live
+   ones, without their indexes), load the rows in bulk (`bulk`: COPY on
+   PostgreSQL), then create the live tables' indexes and constraints on them.
+3. Still in that transaction, hold the writers off (PostgreSQL: the event
+   table's EXCLUSIVE lock, which every append takes first; SQLite: the write
+   lock, held since BEGIN IMMEDIATE), fold and write the events appended since
+   the streamed position, then drop the live tables, rename the fresh ones in,
+   and set the position and event count. Readers never wait for the load: they
+   read the old tables, complete, until the commit, and the new ones after it.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from eventsourcing.persistence import Notification
+
+from domain.city import City
+from infrastructure.progress import Progress
+from infrastructure.read_model.bulk import bulk_writer
+from infrastructure.read_model.projection import DegradedMark, Projector, Rows
+from infrastructure.read_model.tables import (
+    PROJECTION,
+    TABLES,
+    PostgresDialect,
+    SQLiteDialect,
+    fresh,
+)
+
+if TYPE_CHECKING:
+    from infrastructure.read_model.catch_up import CatchUp
+
+FETCH_SIZE = 5000  # events per fetch from the log; progress is told once per fetch
+SUFFIX = "_next"
+SWAPPED = ("periods", "facts", "cities", "degraded")  # the tracking row is updated
+
+
+class Fold:
+    """Each city folded in memory from its events, and the rows they project."""
+
+    def __init__(self, catch_up: CatchUp) -> None:
+        self.mapper = catch_up.app.mapper
+        self.cities: dict[UUID, City] = {}
+        self.degraded: set[UUID] = set()
+        self.applied = 0  # events whose rows were projected
+
+    def apply(self, batch: Sequence[Notification], projector: Projector) -> int:
+        """Fold and project each event; returns how many were applied."""
+        applied = 0
+        mapper, cities, degraded = self.mapper, self.cities, self.degraded
+        add = projector.add
+        for notification in batch:
+            cid: Any = notification.originator_id
+            if cid in degraded:
+                continue
+            city = cities.get(cid)
+            try:
+                event: Any = mapper.to_domain_event(notification)
+                if city is None and event.originator_version != 1:
+                    raise LookupError(f"version {event.originator_version} has no city before it")
+                city = event.mutate(city)
+                assert isinstance(city, City)
+                changes = city.take_interval_changes()
+                add(city.slug, event, changes.get(event.originator_version))
+            except Exception as error:  # contained: this city only, from this event on
+                slug = city.slug if city is not None else UUID(str(cid)).hex
+                projector.rows.degraded.append(
+                    DegradedMark(
+                        UUID(str(cid)),
+                        slug,
+                        f"{slug}-{notification.originator_version}",
+                        _reason(error),
+                        datetime.now().astimezone(),
+                    )
+                )
+                degraded.add(cid)
+                cities.pop(cid, None)
+                continue
+            cities[cid] = city
+            applied += 1
+        self.applied += applied
+        return applied
+
+
+class Rebuild:
+    """One rebuild of the read model (see the module's text)."""
+
+    def __init__(self, catch_up: CatchUp) -> None:
+        self.catch_up = catch_up
+        self.app = catch_up.app
+        self.live = catch_up.read_model.dialect
+        self.next = (
+            PostgresDialect(self.live.schema, SUFFIX)
+            if isinstance(self.live, PostgresDialect)
+            else SQLiteDialect(SUFFIX)
+        )
+        self.timings: dict[str, float] = {}
+
+    def run(self, progress: Progress | None = None) -> int:
+        """Rebuild; returns the events applied. `progress`, if given, is told the
+        events applied by each fetch, with the log's head as the total."""
+        head = self.app.recorder.max_notification_id() or 0
+        if progress:
+            progress(0, head)
+        started = time.perf_counter()
+        fold = Fold(self.catch_up)
+        projector = Projector()
+        position = 0
+        for batch in self._stream(0):
+            done = fold.apply(batch, projector)
+            position = batch[-1].id
+            if progress:
+                progress(done, head)
+        self.timings["fold_s"] = time.perf_counter() - started
+        with self.catch_up._write() as cursor:
+            if isinstance(self.live, PostgresDialect):
+                # One rebuild at a time per schema; appends and reads go on.
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext(%s))",
+                    (f"dateline:rebuild:{self.live.schema}",),
+                )
+            tables = _Tables(self.live, cursor)
+            start = time.perf_counter()
+            tables.create_fresh()
+            bulk_writer(self.next).write(cursor, projector.rows)
+            self.timings["load_s"] = time.perf_counter() - start
+            start = time.perf_counter()
+            tables.index_fresh()
+            self.timings["index_s"] = time.perf_counter() - start
+            start = time.perf_counter()
+            self._hold_writers(cursor)
+            tail = Projector()
+            for batch in self._stream(position):
+                done = fold.apply(batch, tail)
+                position = batch[-1].id
+                if progress:
+                    progress(done, head)
+            self._write_tail(cursor, tail.rows)
+            tables.swap()
+            cursor.execute(
+                self.catch_up.tables.reset_position, (position, fold.applied, PROJECTION)
+            )
+            self.timings["swap_s"] = time.perf_counter() - start
+            self.timings["tail_events"] = tail.rows.events
+        return fold.applied
+
+    # -------------------------------------------------------------- internals
+    def _stream(self, after: int) -> Iterator[Sequence[Notification]]:
+        position = after
+        while True:
+            batch = self.app.recorder.select_notifications(
+                start=position, limit=FETCH_SIZE, inclusive_of_start=False
+            )
+            if not batch:
+                return
+            yield batch
+            if len(batch) < FETCH_SIZE:
+                return
+            position = batch[-1].id
+
+    def _hold_writers(self, cursor: Any) -> None:
+        """PostgreSQL: every append takes the event table's EXCLUSIVE lock first
+        and keeps it to its commit; holding it, no append is in flight and none
+        begins until this transaction ends (reads are not blocked). SQLite: the
+        write lock is held already (BEGIN IMMEDIATE)."""
+        if isinstance(self.live, PostgresDialect):
+            events = self.app.recorder.events_table_name  # type: ignore[attr-defined]
+            cursor.execute(f'LOCK TABLE "{self.live.schema}".{events} IN EXCLUSIVE MODE')
+
+    def _write_tail(self, cursor: Any, rows: Rows) -> None:
+        """The events appended during the load: few, written like a catch-up's
+        (their rows may close rows of the load), into the fresh tables."""
+        bulk_writer(self.next).write(cursor, rows)
+
+
+class _Tables:
+    """The fresh tables: created like the live ones, indexed like them after the
+    load, and swapped in for them."""
+
+    def __init__(self, live: PostgresDialect | SQLiteDialect | Any, cursor: Any) -> None:
+        self.live = live
+        self.cursor = cursor
+        self.postgres = isinstance(live, PostgresDialect)
+        self.names = [TABLES[kind] for kind in SWAPPED]
+        # (table, DDL to run on the fresh table after the load, rename at the swap)
+        self.indexes: list[tuple[str, str, str | None]] = []
+
+    def create_fresh(self) -> None:
+        c = self.cursor
+        for name in self.names:
+            live, new = self._qualified(name), self._qualified(fresh(name, SUFFIX))
+            c.execute(f"DROP TABLE IF EXISTS {new}")
+            if self.postgres:
+                c.execute(
+                    f"CREATE TABLE {new} (LIKE {live} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+                )
+                self._postgres_indexes(name)
+            else:
+                self._sqlite_table(name)
+
+    def index_fresh(self) -> None:
+        if self.postgres:
+            for _, ddl, _ in self.indexes:
+                self.cursor.execute(ddl)
+            for name in self.names:
+                self.cursor.execute(f"ANALYZE {self._qualified(fresh(name, SUFFIX))}")
+
+    def swap(self) -> None:
+        c = self.cursor
+        for name in self.names:
+            c.execute(f"DROP TABLE {self._qualified(name)}")
+            c.execute(f"ALTER TABLE {self._qualified(fresh(name, SUFFIX))} RENAME TO {name}")
+        for _, ddl, rename in self.indexes:
+            if rename is not None:
+                c.execute(rename)
+            else:  # SQLite renames no index: created now, on the renamed table, as before
+                c.execute(ddl)
+
+    def _qualified(self, name: str) -> str:
+        return f'"{self.live.schema}".{name}' if self.postgres else name
+
+    def _postgres_indexes(self, name: str) -> None:
+        c = self.cursor
+        live, new = self._qualified(name), self._qualified(fresh(name, SUFFIX))
+        c.execute(
+            "SELECT conname, pg_get_constraintdef(oid) AS definition FROM pg_constraint "
+            "WHERE conrelid = %s::regclass AND contype IN ('p', 'u', 'x') ORDER BY conname",
+            (live,),
+        )
+        for row in c.fetchall():
+            constraint = row["conname"]
+            self.indexes.append(
+                (
+                    name,
+                    f'ALTER TABLE {new} ADD CONSTRAINT "{constraint}{SUFFIX}" {row["definition"]}',
+                    f'ALTER TABLE {live} RENAME CONSTRAINT "{constraint}{SUFFIX}" '
+                    f'TO "{constraint}"',
+                )
+            )
+        c.execute(
+            "SELECT i.relname, pg_get_indexdef(x.indexrelid) AS definition "
+            "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+            "WHERE x.indrelid = %s::regclass AND NOT EXISTS "
+            "(SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid) ORDER BY i.relname",
+            (live,),
+        )
+        for row in c.fetchall():
+            index = row["relname"]
+            match = re.fullmatch(r"CREATE (UNIQUE )?INDEX \S+ ON \S+ (USING .*)", row["definition"])
+            if match is None:
+                raise RuntimeError(f"cannot re-create index {index}: {row['definition']}")
+            unique, rest = match.group(1) or "", match.group(2)
+            self.indexes.append(
+                (
+                    name,
+                    f'CREATE {unique}INDEX "{index}{SUFFIX}" ON {new} {rest}',
+                    f'ALTER INDEX "{self.live.schema}"."{index}{SUFFIX}" RENAME TO "{index}"',
+                )
+            )
+
+    def _sqlite_table(self, name: str) -> None:
+        c = self.cursor
+        c.execute(
+            "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = ? AND sql IS NOT NULL "
+            "ORDER BY type = 'index', name",
+            (name,),
+        )
+        for row in c.fetchall():
+            if row["type"] == "table":
+                ddl = re.sub(
+                    rf"^CREATE TABLE\s+\"?{name}\"?", f"CREATE TABLE {fresh(name, SUFFIX)}", row["sql"]
+                )
+                c.execute(ddl)
+            elif row["type"] == "index":
+                self.indexes.append((name, row["sql"], None))
+
+
+def _reason(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"[:500]
