@@ -44,7 +44,10 @@ class BulkWriter(TableWriter):
             self._run(
                 cursor,
                 self.close_period,
-                [(d.instant(c.known_to), d.uid(c.city_id), d.day(c.valid_from)) for c in rows.closes],
+                [
+                    (d.instant(c.known_to), d.uid(c.city_id), d.day(c.valid_from))
+                    for c in rows.closes
+                ],
             )
         self.insert(cursor, "periods", (self.period_row(p) for p in rows.opens), len(rows.opens))
         self.insert(cursor, "cities", (self.city_row(c) for c in rows.cities), len(rows.cities))

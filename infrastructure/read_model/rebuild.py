@@ -19,6 +19,8 @@
 
 from __future__ import annotations
 
+import itertools
+import random
 import re
 import time
 from collections.abc import Iterator, Sequence
@@ -26,6 +28,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+import psycopg
 from eventsourcing.persistence import Notification
 
 from domain.city import City
@@ -35,6 +38,7 @@ from infrastructure.read_model.projection import DegradedMark, Projector, Rows
 from infrastructure.read_model.tables import (
     PROJECTION,
     TABLES,
+    Dialect,
     PostgresDialect,
     SQLiteDialect,
     fresh,
@@ -45,6 +49,8 @@ if TYPE_CHECKING:
 
 FETCH_SIZE = 5000  # events per fetch from the log; progress is told once per fetch
 SUFFIX = "_next"
+LOCK_WAIT_MS = 100  # the swap's wait for the live tables, per attempt
+LOCK_ATTEMPTS = 600
 SWAPPED = ("periods", "facts", "cities", "degraded")  # the tracking row is updated
 
 
@@ -190,10 +196,10 @@ class _Tables:
     """The fresh tables: created like the live ones, indexed like them after the
     load, and swapped in for them."""
 
-    def __init__(self, live: PostgresDialect | SQLiteDialect | Any, cursor: Any) -> None:
-        self.live = live
+    def __init__(self, live: Dialect, cursor: Any) -> None:
         self.cursor = cursor
         self.postgres = isinstance(live, PostgresDialect)
+        self.schema = live.schema if isinstance(live, PostgresDialect) else ""
         self.names = [TABLES[kind] for kind in SWAPPED]
         # (table, DDL to run on the fresh table after the load, rename at the swap)
         self.indexes: list[tuple[str, str, str | None]] = []
@@ -220,6 +226,8 @@ class _Tables:
 
     def swap(self) -> None:
         c = self.cursor
+        if self.postgres:
+            self._lock_live()
         for name in self.names:
             c.execute(f"DROP TABLE {self._qualified(name)}")
             c.execute(f"ALTER TABLE {self._qualified(fresh(name, SUFFIX))} RENAME TO {name}")
@@ -229,8 +237,31 @@ class _Tables:
             else:  # SQLite renames no index: created now, on the renamed table, as before
                 c.execute(ddl)
 
+    def _lock_live(self) -> None:
+        """All the live tables, at once, before the first DROP: a reader's query
+        locks its tables one by one, so one holding a table that the swap
+        wants while waiting for one the swap holds would deadlock it. The
+        attempt gives up its locks after LOCK_WAIT and tries again, so such a
+        reader waits that long at most."""
+        c = self.cursor
+        tables = ", ".join(self._qualified(name) for name in self.names)
+        c.execute(f"SET LOCAL lock_timeout = '{LOCK_WAIT_MS}ms'")
+        for attempt in itertools.count(1):
+            c.execute("SAVEPOINT dateline_swap")
+            try:
+                c.execute(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE")
+            except psycopg.errors.LockNotAvailable:
+                c.execute("ROLLBACK TO SAVEPOINT dateline_swap")
+                if attempt >= LOCK_ATTEMPTS:
+                    raise
+                time.sleep(random.uniform(0, LOCK_WAIT_MS / 1000))
+                continue
+            c.execute("RELEASE SAVEPOINT dateline_swap")
+            c.execute("SET LOCAL lock_timeout = 0")
+            return
+
     def _qualified(self, name: str) -> str:
-        return f'"{self.live.schema}".{name}' if self.postgres else name
+        return f'"{self.schema}".{name}' if self.postgres else name
 
     def _postgres_indexes(self, name: str) -> None:
         c = self.cursor
@@ -267,7 +298,7 @@ class _Tables:
                 (
                     name,
                     f'CREATE {unique}INDEX "{index}{SUFFIX}" ON {new} {rest}',
-                    f'ALTER INDEX "{self.live.schema}"."{index}{SUFFIX}" RENAME TO "{index}"',
+                    f'ALTER INDEX "{self.schema}"."{index}{SUFFIX}" RENAME TO "{index}"',
                 )
             )
 
@@ -281,7 +312,9 @@ class _Tables:
         for row in c.fetchall():
             if row["type"] == "table":
                 ddl = re.sub(
-                    rf"^CREATE TABLE\s+\"?{name}\"?", f"CREATE TABLE {fresh(name, SUFFIX)}", row["sql"]
+                    rf"^CREATE TABLE\s+\"?{name}\"?",
+                    f"CREATE TABLE {fresh(name, SUFFIX)}",
+                    row["sql"],
                 )
                 c.execute(ddl)
             elif row["type"] == "index":
