@@ -54,6 +54,22 @@ LOCK_ATTEMPTS = 600
 SWAPPED = ("periods", "facts", "cities", "degraded")  # the tracking row is updated
 
 
+def stream_log(recorder: Any, after: int = 0) -> Iterator[Sequence[Notification]]:
+    """The stored events after notification `after`, in notification order, a
+    fetch (FETCH_SIZE) at a time."""
+    position = after
+    while True:
+        batch = recorder.select_notifications(
+            start=position, limit=FETCH_SIZE, inclusive_of_start=False
+        )
+        if not batch:
+            return
+        yield batch
+        if len(batch) < FETCH_SIZE:
+            return
+        position = batch[-1].id
+
+
 class Fold:
     """Each city folded in memory from its events, and the rows they project."""
 
@@ -165,17 +181,7 @@ class Rebuild:
 
     # -------------------------------------------------------------- internals
     def _stream(self, after: int) -> Iterator[Sequence[Notification]]:
-        position = after
-        while True:
-            batch = self.app.recorder.select_notifications(
-                start=position, limit=FETCH_SIZE, inclusive_of_start=False
-            )
-            if not batch:
-                return
-            yield batch
-            if len(batch) < FETCH_SIZE:
-                return
-            position = batch[-1].id
+        return stream_log(self.app.recorder, after)
 
     def _hold_writers(self, cursor: Any) -> None:
         """PostgreSQL: every append takes the event table's EXCLUSIVE lock first

@@ -159,7 +159,7 @@ def test_readers_see_complete_answers_and_appends_are_kept_during_a_rebuild(
 
 
 # ---------------------------------------------------------------- degraded
-def test_an_undecodable_event_degrades_its_city_only(
+def test_an_undecodable_event_degrades_its_city_only_and_check_names_it(
     settings: Settings, clock: ManualClock
 ) -> None:
     """A stored event damaged so it no longer decodes: the rebuild marks its
@@ -178,6 +178,9 @@ def test_an_undecodable_event_degrades_its_city_only(
         as_superuser(
             settings, "UPDATE {events} SET state = %s WHERE {nid} = 5", params=(b"\xff\x00",)
         )
+        differences, _ = app.check_read_model(samples=5)  # the check's fold cannot read it
+        assert [(d.city, d.what) for d in differences] == [("kunduz", "log")]
+        assert "version 3" in differences[0].fold
         assert app.projection.rebuild() == 4
         degraded = app.read_model.degraded()
         assert [(d.slug, d.event_id) for d in degraded] == [("kunduz", "kunduz-3")]
