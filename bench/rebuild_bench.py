@@ -110,7 +110,7 @@ def rebuild_once(app: Dateline) -> tuple[int, float, dict[str, float]]:
 def profile_once(app: Dateline, top: int = 25) -> dict[str, Any]:
     profiler = cProfile.Profile()
     profiler.enable()
-    applied, seconds, timings = rebuild_once(app)
+    _, seconds, timings = rebuild_once(app)
     profiler.disable()
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out)
@@ -163,7 +163,9 @@ def main() -> None:
                 {"round": r, "what": "raw", "rows": rows, "seconds": round(raw_s, 3),
                  "per_s": round(rows / raw_s, 1), "load_before": before, "load_after": load()}
             )  # fmt: skip
-            print(f"  raw     {rows:,} rows in {raw_s:.2f} s ({rows / raw_s:,.0f}/s), load {load()}")
+            print(
+                f"  raw     {rows:,} rows in {raw_s:.2f} s ({rows / raw_s:,.0f}/s), load {load()}"
+            )  # noqa: E501
             before = load()
             applied, seconds, timings = rebuild_once(app)
             runs.append(
