@@ -165,7 +165,7 @@ def main() -> None:
             )  # fmt: skip
             print(
                 f"  raw     {rows:,} rows in {raw_s:.2f} s ({rows / raw_s:,.0f}/s), load {load()}"
-            )  # noqa: E501
+            )
             before = load()
             applied, seconds, timings = rebuild_once(app)
             runs.append(
