@@ -1,14 +1,19 @@
 """`dateline projections rebuild`: the read model again from the whole log, set-based.
 
-1. Stream the stored events once, in notification order, in large fetches,
-   without any lock; decode each with the application's mapper and fold it into
-   its city, in memory (the `City` aggregate, whose derived intervals give each
-   event's `IntervalChange`); one `Projector` collects every row. A city whose
-   event cannot be decoded or applied is degraded from that event on (its
-   earlier rows stay, as an inline append would leave them).
-2. In one transaction: create fresh tables (`<table>_next`, like the live
-   ones, without their indexes), load the rows in bulk (`bulk`: COPY on
-   PostgreSQL), then create the live tables' indexes and constraints on them.
+1. Stream the stored events once, in notification order, in large fetches;
+   decode each with the application's mapper and fold it into its city, in
+   memory (the `City` aggregate, whose derived intervals give each event's
+   `IntervalChange`); one `Projector` collects every row. A city whose event
+   cannot be decoded or applied is degraded from that event on (its earlier
+   rows stay, as an inline append would leave them).
+2. Load the rows in bulk (`bulk`: COPY on PostgreSQL) into fresh tables
+   (`<table>_next`, like the live ones), in one transaction, then give them the
+   live tables' indexes and constraints. On PostgreSQL the load runs while the
+   fold does: the rows no later event can change are handed every
+   DRAIN_EVENTS events to a loader thread, and the periods table has its
+   constraints from the start (the exclusion constraint's GiST index is the
+   server's main cost), so the server checks rows while Python folds. On
+   SQLite the fold comes first and the write lock is taken only for the load.
 3. Still in that transaction, hold the writers off (PostgreSQL: the event
    table's EXCLUSIVE lock, which every append takes first; SQLite: the write
    lock, held since BEGIN IMMEDIATE), fold and write the events appended since
@@ -20,10 +25,12 @@
 from __future__ import annotations
 
 import itertools
+import queue
 import random
 import re
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -33,7 +40,7 @@ from eventsourcing.persistence import Notification
 
 from domain.city import City
 from infrastructure.progress import Progress
-from infrastructure.read_model.bulk import bulk_writer
+from infrastructure.read_model.bulk import BulkWriter, bulk_writer
 from infrastructure.read_model.projection import DegradedMark, Projector, Rows
 from infrastructure.read_model.tables import (
     PROJECTION,
@@ -48,6 +55,7 @@ if TYPE_CHECKING:
     from infrastructure.read_model.catch_up import CatchUp
 
 FETCH_SIZE = 5000  # events per fetch from the log; progress is told once per fetch
+DRAIN_EVENTS = 20_000  # PostgreSQL: rows handed to the loader every so many events
 SUFFIX = "_next"
 LOCK_WAIT_MS = 100  # the swap's wait for the live tables, per attempt
 LOCK_ATTEMPTS = 600
@@ -137,47 +145,88 @@ class Rebuild:
         head = self.app.recorder.max_notification_id() or 0
         if progress:
             progress(0, head)
-        started = time.perf_counter()
         fold = Fold(self.catch_up)
         projector = Projector()
-        position = 0
+        started = time.perf_counter()
+        if not isinstance(self.live, PostgresDialect):
+            # SQLite: fold first, the write lock only for the load and the swap.
+            position = self._fold(fold, projector, None, progress, head)
+            self.timings["fold_s"] = time.perf_counter() - started
+            with self.catch_up._write() as cursor:
+                tables = _Tables(self.live, cursor)
+                tables.create_fresh()
+                bulk_writer(self.next).write(cursor, projector.rows)
+                self._finish(cursor, tables, fold, position, progress, head)
+            return fold.applied
+        with self.catch_up._write() as cursor:
+            # One rebuild at a time per schema; appends and reads go on.
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(%s))",
+                (f"dateline:rebuild:{self.live.schema}",),
+            )
+            tables = _Tables(self.live, cursor)
+            tables.create_fresh()
+            # The periods' constraints (the exclusion's GiST index is the costly
+            # one) from the start: the server checks the rows as they arrive,
+            # while the fold goes on; the other tables are indexed after the load.
+            tables.index_fresh([TABLES["periods"]])
+            with _Loader(bulk_writer(self.next), cursor) as loader:
+                position = self._fold(fold, projector, loader, progress, head)
+                loader.put(projector.rows)
+            self.timings["fold_and_load_s"] = time.perf_counter() - started
+            start = time.perf_counter()
+            tables.index_fresh([TABLES[kind] for kind in SWAPPED if kind != "periods"])
+            self.timings["index_s"] = time.perf_counter() - start
+            self._finish(cursor, tables, fold, position, progress, head)
+        return fold.applied
+
+    def _fold(
+        self,
+        fold: Fold,
+        projector: Projector,
+        loader: _Loader | None,
+        progress: Progress | None,
+        head: int,
+    ) -> int:
+        """Fold the whole log; hand the rows no later event changes to `loader`
+        every DRAIN_EVENTS events, if there is one. Returns the position."""
+        position, pending = 0, 0
         for batch in self._stream(0):
             done = fold.apply(batch, projector)
             position = batch[-1].id
+            pending += len(batch)
+            if loader is not None and pending >= DRAIN_EVENTS:
+                loader.put(projector.drain())
+                pending = 0
             if progress:
                 progress(done, head)
-        self.timings["fold_s"] = time.perf_counter() - started
-        with self.catch_up._write() as cursor:
-            if isinstance(self.live, PostgresDialect):
-                # One rebuild at a time per schema; appends and reads go on.
-                cursor.execute(
-                    "SELECT pg_advisory_xact_lock(hashtext(%s))",
-                    (f"dateline:rebuild:{self.live.schema}",),
-                )
-            tables = _Tables(self.live, cursor)
-            start = time.perf_counter()
-            tables.create_fresh()
-            bulk_writer(self.next).write(cursor, projector.rows)
-            self.timings["load_s"] = time.perf_counter() - start
-            start = time.perf_counter()
-            tables.index_fresh()
-            self.timings["index_s"] = time.perf_counter() - start
-            start = time.perf_counter()
-            self._hold_writers(cursor)
-            tail = Projector()
-            for batch in self._stream(position):
-                done = fold.apply(batch, tail)
-                position = batch[-1].id
-                if progress:
-                    progress(done, head)
-            self._write_tail(cursor, tail.rows)
-            tables.swap()
-            cursor.execute(
-                self.catch_up.tables.reset_position, (position, fold.applied, PROJECTION)
-            )
-            self.timings["swap_s"] = time.perf_counter() - start
-            self.timings["tail_events"] = tail.rows.events
-        return fold.applied
+        return position
+
+    def _finish(
+        self,
+        cursor: Any,
+        tables: _Tables,
+        fold: Fold,
+        position: int,
+        progress: Progress | None,
+        head: int,
+    ) -> None:
+        """With the writers held off: the events appended since `position`,
+        then the swap, the position and the event count."""
+        start = time.perf_counter()
+        tables.analyze()
+        self._hold_writers(cursor)
+        tail = Projector()
+        for batch in self._stream(position):
+            done = fold.apply(batch, tail)
+            position = batch[-1].id
+            if progress:
+                progress(done, head)
+        self._write_tail(cursor, tail.rows)
+        tables.swap()
+        cursor.execute(self.catch_up.tables.reset_position, (position, fold.applied, PROJECTION))
+        self.timings["finish_s"] = time.perf_counter() - start
+        self.timings["tail_events"] = tail.rows.events
 
     # -------------------------------------------------------------- internals
     def _stream(self, after: int) -> Iterator[Sequence[Notification]]:
@@ -196,6 +245,42 @@ class Rebuild:
         """The events appended during the load: few, written like a catch-up's
         (their rows may close rows of the load), into the fresh tables."""
         bulk_writer(self.next).write(cursor, rows)
+
+
+class _Loader:
+    """Writes rows handed to it on its own thread, with the transaction's cursor
+    (used by nothing else meanwhile): the server inserts and checks one chunk
+    while the fold computes the next."""
+
+    def __init__(self, writer: BulkWriter, cursor: Any) -> None:
+        self.writer = writer
+        self.cursor = cursor
+        self.queue: queue.Queue[Rows | None] = queue.Queue(maxsize=2)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="dateline-rebuild-load")
+
+    def __enter__(self) -> _Loader:
+        self.thread.start()
+        return self
+
+    def put(self, rows: Rows) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(rows)
+
+    def __exit__(self, kind: object, error: object, trace: object) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None and error is None:
+            raise self.error
+
+    def _run(self) -> None:
+        while (rows := self.queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self.writer.write(self.cursor, rows)
+                except BaseException as error:  # raised in the caller's thread
+                    self.error = error
 
 
 class _Tables:
@@ -223,10 +308,17 @@ class _Tables:
             else:
                 self._sqlite_table(name)
 
-    def index_fresh(self) -> None:
+    def index_fresh(self, names: Iterable[str]) -> None:
+        """PostgreSQL: the live tables' indexes and constraints on these fresh
+        tables (SQLite: at the swap; its tables keep their keys from the start)."""
         if self.postgres:
-            for _, ddl, _ in self.indexes:
-                self.cursor.execute(ddl)
+            chosen = set(names)
+            for table, ddl, _ in self.indexes:
+                if table in chosen:
+                    self.cursor.execute(ddl)
+
+    def analyze(self) -> None:
+        if self.postgres:
             for name in self.names:
                 self.cursor.execute(f"ANALYZE {self._qualified(fresh(name, SUFFIX))}")
 

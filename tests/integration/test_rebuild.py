@@ -59,11 +59,15 @@ def schema_objects(settings: Settings) -> list[tuple[Any, ...]]:
 
 
 def test_rebuild_equals_incremental_on_random_logs(
-    make_settings: Callable[..., Settings], store_kind: str
+    make_settings: Callable[..., Settings], store_kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Backdated reports, retractions, several writes in one instant, cities
     registered at any moment: the rebuilt tables equal the incremental ones,
-    row for row, position and event count included, and keep their indexes."""
+    row for row, position and event count included, and keep their indexes.
+    Small fetches and drains: rows are loaded while the fold goes on, and a
+    retraction may reach a fact already loaded."""
+    monkeypatch.setattr(rebuild, "FETCH_SIZE", 7)
+    monkeypatch.setattr(rebuild, "DRAIN_EVENTS", 10)
     clock = ManualClock()
     settings = make_settings(store_kind, snapshot_interval=3)
     app = Dateline(settings, clock=clock, migrate=True)
@@ -107,6 +111,7 @@ def test_readers_see_complete_answers_and_appends_are_kept_during_a_rebuild(
     app = pg_app
     load_seeds(app)
     monkeypatch.setattr(rebuild, "FETCH_SIZE", 10)  # a slower stream: more overlap
+    monkeypatch.setattr(rebuild, "DRAIN_EVENTS", 20)
     slugs = app.city_slugs()
     floor = {slug: app.read_model.status(slug).version for slug in slugs}
     stop = threading.Event()
