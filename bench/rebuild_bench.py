@@ -23,7 +23,9 @@ import json
 import os
 import pstats
 import statistics
+import subprocess
 import time
+import types
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -107,6 +109,21 @@ def rebuild_once(app: Dateline) -> tuple[int, float, dict[str, float]]:
     return applied, time.perf_counter() - started, run.timings
 
 
+def old_rebuild(rev: str) -> Any:
+    """The rebuild as it was at git revision `rev` (its `catch_up` module, loaded
+    beside today's), to time it in the same run."""
+    source = subprocess.run(
+        ["git", "show", f"{rev}:infrastructure/read_model/catch_up.py"],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent.parent,
+    ).stdout
+    module = types.ModuleType(f"catch_up_at_{rev}")
+    exec(compile(source, f"{rev}:catch_up.py", "exec"), module.__dict__)
+    return module.CatchUp
+
+
 def profile_once(app: Dateline, top: int = 25) -> dict[str, Any]:
     profiler = cProfile.Profile()
     profiler.enable()
@@ -140,6 +157,9 @@ def main() -> None:
     parser.add_argument("--url", default=DEFAULT_URL)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the schema afterwards")
+    parser.add_argument(
+        "--against-rev", help="also time the rebuild as it was at this git revision (e.g. main)"
+    )
     args = parser.parse_args()
 
     schema = f"bench_rebuild_{uuid.uuid4().hex[:8]}"
@@ -156,6 +176,7 @@ def main() -> None:
         result["log"] = fill_log(app, args.url, schema, SynthConfig(args.cities, args.events))
         print(f"  {result['log']}")
         runs: list[dict[str, Any]] = []
+        old = old_rebuild(args.against_rev) if args.against_rev else None
         for r in range(args.rounds):
             before = load()
             rows, raw_s = pg.raw_stream(args.url, schema)
@@ -178,10 +199,25 @@ def main() -> None:
                 f"  rebuild {applied:,} events in {seconds:.2f} s ({applied / seconds:,.0f}/s) "
                 f"{ {k: round(v, 2) for k, v in timings.items()} }, load {load()}"
             )
+            if old is not None:
+                before = load()
+                started = time.perf_counter()
+                applied = old(app, app.read_model).rebuild()
+                seconds = time.perf_counter() - started
+                runs.append(
+                    {"round": r, "what": f"rebuild at {args.against_rev}", "events": applied,
+                     "seconds": round(seconds, 3), "per_s": round(applied / seconds, 1),
+                     "load_before": before, "load_after": load()}
+                )  # fmt: skip
+                print(
+                    f"  rebuild at {args.against_rev}: {applied:,} events in {seconds:.2f} s "
+                    f"({applied / seconds:,.0f}/s), load {load()}"
+                )
         raw = statistics.median(x["per_s"] for x in runs if x["what"] == "raw")
         rebuilt = statistics.median(x["per_s"] for x in runs if x["what"] == "rebuild")
+        step = 3 if old is not None else 2
         pairs = [
-            runs[i + 1]["per_s"] / runs[i]["per_s"] for i in range(0, len(runs), 2)
+            runs[i + 1]["per_s"] / runs[i]["per_s"] for i in range(0, len(runs), step)
         ]  # rebuild over the raw read just before it
         result["runs"] = runs
         result["median"] = {
@@ -190,6 +226,13 @@ def main() -> None:
             "ratio_of_medians": round(rebuilt / raw, 4),
             "median_of_round_ratios": round(statistics.median(pairs), 4),
         }
+        if old is not None:
+            before_rate = statistics.median(
+                x["per_s"] for x in runs if x["what"].startswith("rebuild at")
+            )
+            result["median"][f"rebuild_at_{args.against_rev}_events_per_s"] = round(before_rate, 1)
+            result["median"][f"ratio_at_{args.against_rev}"] = round(before_rate / raw, 4)
+            result["median"]["speed_up"] = round(rebuilt / before_rate, 2)
         result["meets_target"] = rebuilt / raw >= 0.25
         print(f"median: {result['median']}")
         if args.profile:
