@@ -164,13 +164,15 @@ class Rebuild:
                 "SELECT pg_advisory_xact_lock(hashtext(%s))",
                 (f"dateline:rebuild:{self.live.schema}",),
             )
-            tables = _Tables(self.live, cursor)
+            swap = self._may_swap(cursor)
+            target = self.next if swap else PostgresDialect("pg_temp", SUFFIX)
+            tables = _Tables(self.live, cursor, temporary=not swap)
             tables.create_fresh()
             # The periods' constraints (the exclusion's GiST index is the costly
             # one) from the start: the server checks the rows as they arrive,
             # while the fold goes on; the other tables are indexed after the load.
             tables.index_fresh([TABLES["periods"]])
-            with _Loader(bulk_writer(self.next), cursor) as loader:
+            with _Loader(bulk_writer(target), cursor) as loader:
                 position = self._fold(fold, projector, loader, progress, head)
                 loader.put(projector.rows)
             self.timings["fold_and_load_s"] = time.perf_counter() - started
@@ -222,8 +224,12 @@ class Rebuild:
             position = batch[-1].id
             if progress:
                 progress(done, head)
-        self._write_tail(cursor, tail.rows)
-        tables.swap()
+        if tables.temporary:
+            tables.replace_live()
+            bulk_writer(self.live).write(cursor, tail.rows)
+        else:
+            self._write_tail(cursor, tail.rows)
+            tables.swap()
         cursor.execute(self.catch_up.tables.reset_position, (position, fold.applied, PROJECTION))
         self.timings["finish_s"] = time.perf_counter() - start
         self.timings["tail_events"] = tail.rows.events
@@ -231,6 +237,21 @@ class Rebuild:
     # -------------------------------------------------------------- internals
     def _stream(self, after: int) -> Iterator[Sequence[Notification]]:
         return stream_log(self.app.recorder, after)
+
+    def _may_swap(self, cursor: Any) -> bool:
+        """Whether this role may create tables in the schema and drop and rename
+        the read model's (owns them). A service role granted only DML (see
+        `audit.roles`) may not: its rebuild loads session tables, then replaces
+        the live rows in the final phase, the writers held off meanwhile."""
+        names = [f'"{self.live.schema}".{TABLES[kind]}' for kind in SWAPPED]  # type: ignore[attr-defined]
+        cursor.execute(
+            "SELECT has_schema_privilege(%s, 'CREATE') AND bool_and("
+            "pg_has_role(c.relowner, 'USAGE')) AS may FROM pg_class c "
+            "WHERE c.oid = ANY(%s::regclass[])",
+            (self.live.schema, names),  # type: ignore[attr-defined]
+        )
+        row = cursor.fetchone()
+        return bool(row and row["may"])
 
     def _hold_writers(self, cursor: Any) -> None:
         """PostgreSQL: every append takes the event table's EXCLUSIVE lock first
@@ -287,10 +308,11 @@ class _Tables:
     """The fresh tables: created like the live ones, indexed like them after the
     load, and swapped in for them."""
 
-    def __init__(self, live: Dialect, cursor: Any) -> None:
+    def __init__(self, live: Dialect, cursor: Any, *, temporary: bool = False) -> None:
         self.cursor = cursor
         self.postgres = isinstance(live, PostgresDialect)
         self.schema = live.schema if isinstance(live, PostgresDialect) else ""
+        self.temporary = temporary  # PostgreSQL, no right to swap: session tables
         self.names = [TABLES[kind] for kind in SWAPPED]
         # (table, DDL to run on the fresh table after the load, rename at the swap)
         self.indexes: list[tuple[str, str, str | None]] = []
@@ -299,6 +321,11 @@ class _Tables:
         c = self.cursor
         for name in self.names:
             live, new = self._qualified(name), self._qualified(fresh(name, SUFFIX))
+            if self.temporary:
+                new = f'"pg_temp".{fresh(name, SUFFIX)}'
+                c.execute(f"DROP TABLE IF EXISTS {new}")
+                c.execute(f"CREATE TEMP TABLE {fresh(name, SUFFIX)} (LIKE {live}) ON COMMIT DROP")
+                continue
             c.execute(f"DROP TABLE IF EXISTS {new}")
             if self.postgres:
                 c.execute(
@@ -317,8 +344,16 @@ class _Tables:
                 if table in chosen:
                     self.cursor.execute(ddl)
 
+    def replace_live(self) -> None:
+        """No right to swap: the live tables' rows replaced by the session
+        tables', in this transaction (readers see the old rows until it commits)."""
+        for name in self.names:
+            live = self._qualified(name)
+            self.cursor.execute(f"DELETE FROM {live}")
+            self.cursor.execute(f'INSERT INTO {live} SELECT * FROM "pg_temp".{fresh(name, SUFFIX)}')
+
     def analyze(self) -> None:
-        if self.postgres:
+        if self.postgres and not self.temporary:
             for name in self.names:
                 self.cursor.execute(f"ANALYZE {self._qualified(fresh(name, SUFFIX))}")
 

@@ -198,3 +198,23 @@ def test_an_undecodable_event_degrades_its_city_only_and_check_names_it(
         assert app.read_model.progress() == (5, 4)
     finally:
         app.close()
+
+
+def test_a_role_that_may_not_swap_tables_replaces_the_rows(
+    pg_app: Dateline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A service role granted only DML (no CREATE on the schema, not the tables'
+    owner) loads session tables and replaces the live rows in the final phase:
+    the same tables as incremental, and the same table objects as before."""
+    app = pg_app
+    load_seeds(app)
+    added = report(app, "kunduz", EventType.CONTESTED, date(2015, 9, 27), TALIBAN)
+    app.retract("kunduz", added.event.id, reason="duplicate", retracted_by="editor")
+    incremental = dump(app.settings)
+    objects = schema_objects(app.settings)
+    monkeypatch.setattr(rebuild, "FETCH_SIZE", 10)
+    monkeypatch.setattr(rebuild, "DRAIN_EVENTS", 20)
+    monkeypatch.setattr(rebuild.Rebuild, "_may_swap", lambda self, cursor: False)
+    assert app.projection.rebuild() == log_size(app)
+    assert dump(app.settings) == incremental
+    assert schema_objects(app.settings) == objects
