@@ -20,6 +20,11 @@
    the streamed position, then drop the live tables, rename the fresh ones in,
    and set the position and event count. Readers never wait for the load: they
    read the old tables, complete, until the commit, and the new ones after it.
+
+A PostgreSQL role that may not create or drop the tables (a DML-only service
+role) loads session tables instead, and in step 3 replaces the live rows with
+theirs (DELETE and INSERT ... SELECT): readers still see the old rows until the
+commit; appends wait for the copy.
 """
 
 from __future__ import annotations
