@@ -62,6 +62,11 @@ def sqlite_instant(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
 
 
+def fresh(name: str, suffix: str) -> str:
+    """The table a rebuild fills instead of `name`; the tracking row stays put."""
+    return name if name == TABLES["tracking"] else name + suffix
+
+
 def marks(n: int) -> str:
     return ", ".join(["%s"] * n)
 
@@ -103,11 +108,14 @@ class SQLiteDialect(Dialect):
     contains = PLAIN_CONTAINS
     for_update = ""
 
+    def __init__(self, suffix: str = "") -> None:
+        self.suffix = suffix  # "_next": the fresh tables a rebuild fills
+
     def sql(self, text: str) -> str:
         return re.sub(r"%\((\w+)\)s", r":\1", super().sql(text)).replace("%s", "?")
 
     def table(self, name: str) -> str:
-        return name
+        return fresh(name, self.suffix)
 
     def uid(self, value: UUID) -> Any:
         return value.hex
@@ -137,11 +145,12 @@ class PostgresDialect(Dialect):
     )
     for_update = " FOR UPDATE"
 
-    def __init__(self, schema: str) -> None:
+    def __init__(self, schema: str, suffix: str = "") -> None:
         self.schema = schema
+        self.suffix = suffix  # "_next": the fresh tables a rebuild fills
 
     def table(self, name: str) -> str:
-        return f'"{self.schema}".{name}'
+        return f'"{self.schema}".{fresh(name, self.suffix)}'
 
     def uid(self, value: UUID) -> Any:
         return value

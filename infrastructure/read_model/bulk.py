@@ -1,0 +1,147 @@
+"""Writing many read-model rows at once: COPY on PostgreSQL, executemany on SQLite.
+
+The rows are the projector's own (`projection.Rows`), so whatever computes
+them in memory (a rebuild, an import) writes them here. The writer uses the
+tables its dialect names: the live ones, or a rebuild's fresh ones
+(`Dialect(suffix="_next")`). The order is the incremental writer's (closes
+before inserts, retractions last), so rows whose rectangles close stored ones
+may be written into tables that hold rows already; into empty tables without
+indexes (a rebuild), a load is only inserts.
+
+PostgreSQL: one `COPY ... FROM STDIN (FORMAT binary)` per table, the rows sent
+as typed binary values (psycopg's C writer), no statement per row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from dateline.infrastructure.read_model.projection import Rows
+from dateline.infrastructure.read_model.tables import (
+    CITY_COLUMNS,
+    CITY_TYPES,
+    FACT_COLUMNS,
+    FACT_TYPES,
+    PERIOD_COLUMNS,
+    PERIOD_TYPES,
+    Dialect,
+    PostgresDialect,
+    PostgresTableWriter,
+    TableWriter,
+)
+
+DEGRADED_COLUMNS = "city_id, slug, event_id, reason, noticed_at"
+DEGRADED_TYPES = "uuid, text, text, text, timestamptz"
+
+
+class BulkWriter(TableWriter):
+    """Writes `Rows` with the cursor of the caller's transaction (SQLite: executemany)."""
+
+    def write(self, cursor: Any, rows: Rows) -> None:
+        d = self.dialect
+        if rows.closes:
+            self._run(
+                cursor,
+                self.close_period,
+                [
+                    (d.instant(c.known_to), d.uid(c.city_id), d.day(c.valid_from))
+                    for c in rows.closes
+                ],
+            )
+        self.insert(cursor, "periods", (self.period_row(p) for p in rows.opens), len(rows.opens))
+        self.insert(cursor, "cities", (self.city_row(c) for c in rows.cities), len(rows.cities))
+        self.insert(
+            cursor,
+            "facts",
+            (self.fact_row(cid, e) for (cid, _), e in rows.facts.items()),
+            len(rows.facts),
+        )
+        self.insert(
+            cursor,
+            "degraded",
+            (
+                self.degraded_row(m.city_id, m.slug, m.event_id, m.reason, m.noticed_at)
+                for m in rows.degraded
+            ),
+            len(rows.degraded),
+        )
+        if rows.retractions:
+            self._run(
+                cursor,
+                self.retract_fact,
+                [
+                    (
+                        m.retraction.event_id,
+                        m.retraction.reason,
+                        m.retraction.retracted_by,
+                        d.instant(m.retraction.recorded_at),
+                        d.uid(m.city_id),
+                        m.version,
+                    )
+                    for m in rows.retractions
+                ],
+            )
+
+    def insert(self, cursor: Any, kind: str, rows: Iterable[Sequence[Any]], count: int) -> None:
+        """Insert `rows` (store values, in the table's column order) into `kind`."""
+        if count:
+            statement = {
+                "periods": self.insert_period,
+                "cities": self.insert_city,
+                "facts": self.insert_fact,
+                "degraded": self.insert_degraded,
+            }[kind]
+            cursor.executemany(statement, list(rows))
+
+    def city_row(self, c: Any) -> tuple[Any, ...]:
+        d = self.dialect
+        return (
+            d.uid(c.city_id),
+            c.slug,
+            c.name,
+            c.province,
+            c.country,
+            c.lat,
+            c.lon,
+            c.population,
+            c.initial_controller,
+            d.day(c.tracked_since),
+            d.instant(c.registered_at),
+        )
+
+
+class PostgresBulkWriter(BulkWriter, PostgresTableWriter):
+    """Inserts with COPY in binary; closes and retractions as the incremental writer."""
+
+    COPIES = {
+        "periods": ("periods", PERIOD_COLUMNS, PERIOD_TYPES),
+        "cities": ("cities", CITY_COLUMNS, CITY_TYPES),
+        "facts": ("facts", FACT_COLUMNS, FACT_TYPES),
+        "degraded": ("degraded", DEGRADED_COLUMNS, DEGRADED_TYPES),
+    }
+
+    def __init__(self, dialect: PostgresDialect) -> None:
+        super().__init__(dialect)
+        s = dialect.sql
+        self.copies = {
+            kind: (s(f"COPY {{{table}}} ({columns}) FROM STDIN (FORMAT binary)"), types)
+            for kind, (table, columns, types) in self.COPIES.items()
+        }
+
+    def insert(self, cursor: Any, kind: str, rows: Iterable[Sequence[Any]], count: int) -> None:
+        if not count:
+            return
+        statement, types = self.copies[kind]
+        with cursor.copy(statement) as copy:
+            copy.set_types([t.strip() for t in types.split(",")])
+            write_row = copy.write_row
+            for row in rows:
+                write_row(row)
+
+
+def bulk_writer(dialect: Dialect) -> BulkWriter:
+    """The bulk writer for the dialect's store and tables."""
+    if isinstance(dialect, PostgresDialect):
+        return PostgresBulkWriter(dialect)
+    return BulkWriter(dialect)
