@@ -485,9 +485,11 @@ class PostgresBulkWriter:
         schema = recorder.datastore.schema
         self.schema = schema
         events = SQL("{}.{}").format(Identifier(schema), Identifier(recorder.events_table_name))
-        self.next_ids = SQL(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'notification_id')) AS id "
-            "FROM generate_series(1, %s)"
+        # n ids from the events table's sequence in one row: under the library's
+        # table lock no other append draws from it, so they are consecutive.
+        self.take_ids = SQL(
+            "SELECT setval(s.seq, nextval(s.seq) + %s - 1) AS last FROM "
+            "(SELECT pg_get_serial_sequence(%s, 'notification_id') AS seq) AS s"
         )
         self.events_name = f'"{schema}".{recorder.events_table_name}'
         self.copy_events = SQL(
@@ -521,9 +523,10 @@ class PostgresBulkWriter:
         ):
             r._lock_table(curs)  # the library's: SET LOCAL lock_timeout, LOCK TABLE
             r._notify_channel(curs)
-            # Under the table lock, no other append draws from the sequence.
-            curs.execute(self.next_ids, (self.events_name, n))
-            ids = [row["id"] for row in curs.fetchall()]
+            curs.execute(self.take_ids, (n, self.events_name))
+            row = curs.fetchone()
+            assert row is not None
+            ids = list(range(int(row["last"]) - n + 1, int(row["last"]) + 1))
             self._copy_events(curs, batch.stored, ids)
             postgres_copy_entries(curs, self.schema, batch.stored, ids)
             self._copy_index(curs, batch.index)
