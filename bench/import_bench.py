@@ -117,6 +117,7 @@ def import_round(
         "events": written,
         "rows": result.rows,
         "transactions": result.transactions,
+        "phases_s": {name: round(value, 2) for name, value in result.seconds.items()},
         "seconds": round(seconds, 3),
         "events_per_s": round(written / seconds, 1),
         "max_notification_id": stored,
@@ -167,12 +168,16 @@ def main() -> None:
     p.add_argument("--profile", action="store_true", help="one more import under cProfile")
     p.add_argument("--check", action="store_true", help="audit verify + projections check after")
     p.add_argument("--out", type=Path)
+    p.add_argument("--only-archive", action="store_true", help="write the CSV files and stop")
     args = p.parse_args()
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 PID`: where is it?
 
     started_at = datetime.now(UTC)
     folder = args.workdir / f"{args.cities}c-{args.events}e"
     events_csv, cities_csv, synth_s = write_archive(args.events, args.cities, folder)
+    if args.only_archive:
+        print(f"{events_csv} ({synth_s:.0f} s)")
+        return
     tag = uuid.uuid4().hex[:6]
     schema, raw_schema = f"bench_import_{tag}", f"bench_copy_{tag}"
     pg.create_raw_tables(args.url, raw_schema)
@@ -185,6 +190,7 @@ def main() -> None:
             rounds.append({"round": i + 1, "import": a, "copy": b, "ratio": round(ratio, 4)})
             print(
                 f"round {i + 1}: import {a['events']:,} events in {a['seconds']:.1f} s "
+                f"{a['phases_s']} "
                 f"({a['events_per_s']:,.0f}/s), COPY {b['rows']:,} rows in {b['seconds']:.2f} s "
                 f"({b['rows_per_s']:,.0f}/s), ratio {ratio:.3f}, load {a['load_before']}",
                 flush=True,

@@ -26,6 +26,7 @@ writer) is completed by running it again.
 from __future__ import annotations
 
 import csv
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -118,6 +119,9 @@ class ImportResult:
     refusals: list[Refusal] = field(default_factory=list)
     dry_run: bool = False
     transactions: int = 0
+    # Seconds spent reading and deciding the rows, building what the batches
+    # write (stored form, index, read-model rows, hashes), and in the database.
+    seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def refused(self) -> bool:
@@ -361,8 +365,14 @@ class Importer:
             if isinstance(self.app.indexed, PostgresIndexedRecorder)
             else SQLiteBulkWriter(self.app)
         )
+        seconds = self.result.seconds
         for batch in self.batches():
-            self.result.events_written += writer.write(batch)
+            started = time.perf_counter()
+            prepared = prepare(self.app, batch)
+            seconds["prepare"] = seconds.get("prepare", 0.0) + time.perf_counter() - started
+            started = time.perf_counter()
+            self.result.events_written += writer.write(prepared)
+            seconds["write"] = seconds.get("write", 0.0) + time.perf_counter() - started
             self.result.transactions += 1
             for city in batch:
                 self.app.writer.forget(city.id)
@@ -384,10 +394,12 @@ def run_import(
     """Decide every row; write only if none is refused and not `dry_run`.
     `progress` hears of cities done (whole batches), all the files' cities the total."""
     importer = Importer(app, country=country, reporter=reporter, batch_events=batch_events)
+    started = time.perf_counter()
     if cities is not None:
         importer.decide_cities(cities)
     importer.decide_events(events)
     result = importer.result
+    result.seconds["decide"] = time.perf_counter() - started
     result.dry_run = dry_run
     if result.refusals:
         result.cities_registered = 0
@@ -459,8 +471,7 @@ class SQLiteBulkWriter:
         assert isinstance(recorder, SQLiteIndexedRecorder)
         self.recorder = recorder
 
-    def write(self, cities: list[City]) -> int:
-        batch = prepare(self.app, cities)
+    def write(self, batch: Batch) -> int:
         with immediate_transaction(self.recorder) as cursor:
             self.recorder._insert_events(
                 cursor,
@@ -512,8 +523,7 @@ class PostgresBulkWriter:
         )
         self.rows = PostgresRowCopier(recorder.tables)
 
-    def write(self, cities: list[City]) -> int:
-        batch = prepare(self.app, cities)
+    def write(self, batch: Batch) -> int:
         n = len(batch.stored)
         r = self.recorder
         with (
