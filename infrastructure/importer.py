@@ -26,6 +26,7 @@ writer) is completed by running it again.
 from __future__ import annotations
 
 import csv
+import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +35,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from eventsourcing.persistence import StoredEvent
+import psycopg
+from eventsourcing.persistence import PersistenceError, StoredEvent
 from psycopg.sql import SQL, Identifier
 
 from domain.city import City
@@ -126,6 +128,12 @@ class ImportResult:
     @property
     def refused(self) -> bool:
         return bool(self.refusals)
+
+
+class ImportInterrupted(Exception):
+    """A batch failed to commit (a lost connection, a live writer that registered
+    the same city meanwhile): earlier batches stay written; running the import
+    again completes it, their rows being repeats."""
 
 
 class ImportRefused(Exception):
@@ -371,7 +379,15 @@ class Importer:
             prepared = prepare(self.app, batch)
             seconds["prepare"] = seconds.get("prepare", 0.0) + time.perf_counter() - started
             started = time.perf_counter()
-            self.result.events_written += writer.write(prepared)
+            try:
+                self.result.events_written += writer.write(prepared)
+            except (psycopg.Error, sqlite3.Error, PersistenceError) as error:
+                first = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
+                raise ImportInterrupted(
+                    f"writing {len(batch)} cities ({batch[0].slug} to {batch[-1].slug}) failed: "
+                    f"{first}; {self.result.events_written} events were written before it: "
+                    "run the import again to complete it"
+                ) from error
             seconds["write"] = seconds.get("write", 0.0) + time.perf_counter() - started
             self.result.transactions += 1
             for city in batch:

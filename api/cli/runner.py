@@ -37,7 +37,7 @@ from infrastructure.application import (
 )
 from infrastructure.audit.damage import UndecodableEvent, log_gap
 from infrastructure.audit.roles import grant_service_role
-from infrastructure.importer import ImportFileError
+from infrastructure.importer import ImportFileError, ImportInterrupted
 from infrastructure.progress import Progress
 from infrastructure.read_model.queries import CityDegraded
 from infrastructure.settings import ConfigurationError, Settings
@@ -286,6 +286,7 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
         StoreUnavailable,
         ConfigurationError,
         UsageError,
+        ImportInterrupted,
         migrations.StoreUnreachable,
     ) as error:
         return fail(str(error))

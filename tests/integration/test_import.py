@@ -25,7 +25,7 @@ from domain.control import EventType, Source
 from domain.errors import DomainError
 from infrastructure.application import Dateline
 from infrastructure.audit.service import verify_store
-from infrastructure.importer import run_import, seed_report_id, source_name
+from infrastructure.importer import ImportInterrupted, run_import, seed_report_id, source_name
 from infrastructure.settings import Settings
 from seeds.loader import SEEDS_DIR
 from tests.conftest import CliRunner, ManualClock
@@ -367,3 +367,37 @@ def test_bulk_import_equals_appending_one_by_one(
     finally:
         bulk.close()
         single.close()
+
+
+def test_a_batch_that_fails_leaves_earlier_ones_and_a_rerun_completes(
+    app: Dateline, tmp_path: Path
+) -> None:
+    """A live writer registers a city the import is about to write: that batch
+    fails as a whole, the ones before it stay, and running the import again
+    completes it on top of the other writer's city."""
+    events, cities = seed_files(tmp_path)
+    last = read_csv(cities)[-1]
+    done: list[int] = []
+
+    def meanwhile(count: int, total: int | None) -> None:
+        done.append(count)
+        if sum(done) and len(done) == 2:  # the first batch is committed
+            app.register_city(
+                slug=last["slug"], name=last["name"], province=last["province"],
+                country="Afghanistan", lat=float(last["lat"]), lon=float(last["lon"]),
+                population=None, initial_controller=last["initial_controller"],
+                tracked_since=date.fromisoformat(last["tracked_since"]),
+            )  # fmt: skip
+
+    with pytest.raises(ImportInterrupted, match="run the import again"):
+        run_import(app, events, cities, batch_events=30, progress=meanwhile)
+    written = log_size(app)
+    assert 1 < written < 89
+    assert verify_store(app.store).intact
+    again = run_import(app, events, cities)
+    assert again.refusals == []
+    assert again.events_already_present > 0
+    assert verify_store(app.store).intact
+    assert app.read_model.position() == log_size(app)
+    assert app.check_read_model(samples=10)[0] == []
+    assert sorted(app.city_slugs()) == sorted(r["slug"] for r in read_csv(cities))
