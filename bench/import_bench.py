@@ -158,7 +158,54 @@ def check_round(url: str, schema: str) -> dict[str, Any]:
     }
 
 
-def main() -> None:
+def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    ratios = [r["ratio"] for r in rounds]
+    return {
+        "rounds_completed": len(rounds),
+        "import_events_per_s_median": statistics.median(
+            r["import"]["events_per_s"] for r in rounds
+        ),
+        "copy_rows_per_s_median": statistics.median(r["copy"]["rows_per_s"] for r in rounds),
+        "ratio_median": statistics.median(ratios),
+        "ratio_min": min(ratios),
+        "ratio_max": max(ratios),
+        "target": 0.5,
+        "met": statistics.median(ratios) >= 0.5,
+    }
+
+
+def save(
+    out_path: Path,
+    args: argparse.Namespace,
+    started_at: datetime,
+    events_csv: Path,
+    synth_s: float,
+    rounds: list[dict[str, Any]],
+    checks: dict[str, Any] | None,
+    profile_top: list[str] | None,
+) -> None:
+    """Written after every round too, so a run cut short keeps what it measured."""
+    out_path.write_text(
+        json.dumps(
+            {
+                "benchmark": "dateline import vs binary COPY of the same event rows",
+                "started_at": started_at.isoformat(),
+                "command": f"python -m bench.import_bench --events {args.events} "
+                f"--cities {args.cities} --rounds {args.rounds}",
+                "archive": {"events_csv": str(events_csv), "synth_seconds": round(synth_s, 1)},
+                "machine": pg.machine_facts(args.url),
+                "figures": summary(rounds),
+                "rounds": rounds,
+                "checks": checks,
+                "profile_top": profile_top,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--events", type=int, default=1_000_000)
     p.add_argument("--cities", type=int, default=10_000)
@@ -169,7 +216,7 @@ def main() -> None:
     p.add_argument("--check", action="store_true", help="audit verify + projections check after")
     p.add_argument("--out", type=Path)
     p.add_argument("--only-archive", action="store_true", help="write the CSV files and stop")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 PID`: where is it?
 
     started_at = datetime.now(UTC)
@@ -182,12 +229,16 @@ def main() -> None:
     schema, raw_schema = f"bench_import_{tag}", f"bench_copy_{tag}"
     pg.create_raw_tables(args.url, raw_schema)
     rounds: list[dict[str, Any]] = []
+    checks: dict[str, Any] | None = None
+    profile_top: list[str] | None = None
     try:
         for i in range(args.rounds):
             a = import_round(args.url, schema, events_csv, cities_csv, None)
             b = copy_round(args.url, schema, raw_schema)
             ratio = a["events_per_s"] / b["rows_per_s"]
             rounds.append({"round": i + 1, "import": a, "copy": b, "ratio": round(ratio, 4)})
+            partial = args.out or RESULTS / f"{started_at:%Y-%m-%d}-import-{args.events}e.json"
+            save(partial, args, started_at, events_csv, synth_s, rounds, None, None)
             print(
                 f"round {i + 1}: import {a['events']:,} events in {a['seconds']:.1f} s "
                 f"{a['phases_s']} "
@@ -196,7 +247,6 @@ def main() -> None:
                 flush=True,
             )
         checks = check_round(args.url, schema) if args.check else None
-        profile_top: list[str] | None = None
         if args.profile:
             profiler = cProfile.Profile()
             import_round(args.url, schema, events_csv, cities_csv, profiler)
@@ -208,38 +258,9 @@ def main() -> None:
         pg.drop_schema(args.url, schema)
         pg.drop_schema(args.url, raw_schema)
 
-    ratios = [r["ratio"] for r in rounds]
-    figures = {
-        "import_events_per_s_median": statistics.median(
-            r["import"]["events_per_s"] for r in rounds
-        ),
-        "copy_rows_per_s_median": statistics.median(r["copy"]["rows_per_s"] for r in rounds),
-        "ratio_median": statistics.median(ratios),
-        "ratio_min": min(ratios),
-        "ratio_max": max(ratios),
-        "target": 0.5,
-        "met": statistics.median(ratios) >= 0.5,
-    }
-    print(json.dumps(figures, indent=2))
+    print(json.dumps(summary(rounds), indent=2))
     out_path = args.out or RESULTS / f"{started_at:%Y-%m-%d}-import-{args.events}e.json"
-    out_path.write_text(
-        json.dumps(
-            {
-                "benchmark": "dateline import vs binary COPY of the same event rows",
-                "started_at": started_at.isoformat(),
-                "command": f"python -m bench.import_bench --events {args.events} "
-                f"--cities {args.cities} --rounds {args.rounds}",
-                "archive": {"events_csv": str(events_csv), "synth_seconds": round(synth_s, 1)},
-                "machine": pg.machine_facts(args.url),
-                "figures": figures,
-                "rounds": rounds,
-                "checks": checks,
-                "profile_top": profile_top,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
+    save(out_path, args, started_at, events_csv, synth_s, rounds, checks, profile_top)
     print(f"wrote {out_path}")
 
 
