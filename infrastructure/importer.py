@@ -45,7 +45,7 @@ from dateline.domain.errors import ControlRuleViolation, DomainError, InvalidRep
 from dateline.infrastructure.application import Dateline, snapshot_interval
 from dateline.infrastructure.audit.bulk import postgres_copy_entries
 from dateline.infrastructure.progress import Progress
-from dateline.infrastructure.read_model.copy_rows import PostgresRowCopier
+from dateline.infrastructure.read_model.bulk import bulk_writer
 from dateline.infrastructure.read_model.projection import Projector, Rows
 from dateline.infrastructure.read_model.tables import PROJECTION
 from dateline.infrastructure.recorders import (
@@ -537,7 +537,7 @@ class PostgresBulkWriter:
             ),
             events=events,
         )
-        self.rows = PostgresRowCopier(recorder.tables)
+        self.rows = bulk_writer(recorder.tables.dialect)  # COPY, as the rebuild's load
 
     def write(self, batch: Batch) -> int:
         n = len(batch.stored)
