@@ -52,6 +52,14 @@ ONE_MICROSECOND = timedelta(microseconds=1)
 ONE_DAY = timedelta(days=1)
 
 
+# A timeline entry's stored type (its value) -> the EventType, without the enum's call.
+_EVENT_TYPES: dict[str, EventType] = {t.value: t for t in EventType}
+
+
+def _occurred_on(entry: list[Any]) -> date:
+    return entry[0]  # type: ignore[no-any-return]
+
+
 def city_id(slug: str) -> UUID:
     """Stream id derived from the slug, so registering twice collides."""
     return uuid5(NAMESPACE_URL, f"/dateline/cities/{slug}")
@@ -407,9 +415,10 @@ class City(Aggregate):
 
     def _entries_from(self, day: date) -> list[TimelineEntry]:
         """The active control events on or after `day`, in world order."""
-        start = bisect_left(self.timeline, day, key=lambda e: e[0])
+        start = bisect_left(self.timeline, day, key=_occurred_on)
+        slug = self.slug
         return [
-            TimelineEntry(on, version, EventType(kind), actor, event_id(self.slug, version))
+            TimelineEntry(on, version, _EVENT_TYPES[kind], actor, f"{slug}-{version}")
             for on, version, kind, actor in self.timeline[start:]
         ]
 
@@ -453,8 +462,8 @@ class City(Aggregate):
             resumed = initial_interval(
                 self.initial_controller, self.tracked_since, event_id(self.slug, 1)
             )
-        holders = {self.initial_controller}
-        holders.update(a for a, first in derived.first_held.items() if first < day)
+        holders = {a for a, first in derived.first_held.items() if first < day}
+        holders.add(self.initial_controller)
         return kept, [resumed], holders
 
     def _advance(self, version: int, day: date) -> None:
@@ -471,10 +480,11 @@ class City(Aggregate):
             kept, start, holders = self._resume(derived, day)
             tail = fold_from(self.name, start, holders, self._entries_from(day))
         before = derived.intervals[kept:]
-        unchanged = set(before) & set(tail)
+        # The intervals in both are unchanged (a few each: list membership, by
+        # identity or equality, costs less than hashing them into sets).
         derived.changes[version] = IntervalChange(
-            tuple(i for i in before if i not in unchanged),
-            tuple(i for i in tail if i not in unchanged),
+            tuple([i for i in before if i not in tail]),
+            tuple([i for i in tail if i not in before]),
         )
         del derived.intervals[kept:]
         derived.intervals.extend(tail)
