@@ -276,7 +276,8 @@ def main() -> None:
         if not args.keep:
             pg.drop_schema(args.url, schema)
     RESULTS.mkdir(exist_ok=True)
-    name = f"{datetime.now(UTC):%Y-%m-%d}-rebuild-{args.cities}c-{args.events}e.json"
+    against = f"-vs-{args.against_rev}" if args.against_rev else ""
+    name = f"{datetime.now(UTC):%Y-%m-%d}-rebuild-{args.cities}c-{args.events}e{against}.json"
     (RESULTS / name).write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(f"wrote bench/results/{name}")
 

@@ -56,10 +56,6 @@ ONE_DAY = timedelta(days=1)
 _EVENT_TYPES: dict[str, EventType] = {t.value: t for t in EventType}
 
 
-def _occurred_on(entry: list[Any]) -> date:
-    return entry[0]  # type: ignore[no-any-return]
-
-
 def city_id(slug: str) -> UUID:
     """Stream id derived from the slug, so registering twice collides."""
     return uuid5(NAMESPACE_URL, f"/dateline/cities/{slug}")
@@ -415,11 +411,14 @@ class City(Aggregate):
 
     def _entries_from(self, day: date) -> list[TimelineEntry]:
         """The active control events on or after `day`, in world order."""
-        start = bisect_left(self.timeline, day, key=_occurred_on)
-        slug = self.slug
+        timeline, slug = self.timeline, self.slug
+        # Back from the end: every entry passed is one the caller re-folds anyway.
+        start = len(timeline)
+        while start and timeline[start - 1][0] >= day:
+            start -= 1
         return [
             TimelineEntry(on, version, _EVENT_TYPES[kind], actor, f"{slug}-{version}")
-            for on, version, kind, actor in self.timeline[start:]
+            for on, version, kind, actor in timeline[start:]
         ]
 
     def _refold(
