@@ -417,7 +417,7 @@ class City(Aggregate):
         while start and timeline[start - 1][0] >= day:
             start -= 1
         return [
-            TimelineEntry(on, version, _EVENT_TYPES[kind], actor, f"{slug}-{version}")
+            TimelineEntry(on, version, _EVENT_TYPES[kind], actor, event_id(slug, version))
             for on, version, kind, actor in timeline[start:]
         ]
 
