@@ -1,7 +1,7 @@
 """`dateline projections rebuild` on a big log, against reading the same rows raw.
 
     .venv/bin/python -m bench.rebuild_bench [--events 1000000] [--cities 10000] [--rounds 3]
-        [--profile]
+        [--profile] [--against-rev REV]
 
 The log is the synthetic newsroom log (`bench.synth`): every event decided by
 the real aggregate, turned into stored events by the application's own mapper
@@ -11,7 +11,10 @@ alternating, in the same run: the baseline (the same event rows, in the same
 order, through one server-side cursor with psycopg, nothing decoded) and the
 rebuild (`Dateline.projection.rebuild()`, what the command runs). Medians of
 the rounds, their ratio, and the load average around each run. `--profile`
-adds one profiled rebuild and where its time goes.
+adds one profiled rebuild and where its time goes. `--against-rev REV` times
+the rebuild of git revision REV too, in each round, after the current one: the
+revision's `domain`, `infrastructure`, `api` and `seeds` from `git archive`,
+imported in a child process in place of the installed ones, on the same log.
 """
 
 from __future__ import annotations
