@@ -1,7 +1,7 @@
 """`dateline projections rebuild` on a big log, against reading the same rows raw.
 
     .venv/bin/python -m bench.rebuild_bench [--events 1000000] [--cities 10000] [--rounds 3]
-        [--profile]
+        [--profile] [--against-rev REV]
 
 The log is the synthetic newsroom log (`bench.synth`): every event decided by
 the real aggregate, turned into stored events by the application's own mapper
@@ -11,7 +11,10 @@ alternating, in the same run: the baseline (the same event rows, in the same
 order, through one server-side cursor with psycopg, nothing decoded) and the
 rebuild (`Dateline.projection.rebuild()`, what the command runs). Medians of
 the rounds, their ratio, and the load average around each run. `--profile`
-adds one profiled rebuild and where its time goes.
+adds one profiled rebuild and where its time goes. `--against-rev REV` times
+the rebuild of git revision REV too, in each round, after the current one: the
+revision's `domain`, `infrastructure`, `api` and `seeds` from `git archive`,
+imported in a child process in place of the installed ones, on the same log.
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ import os
 import pstats
 import statistics
 import subprocess
+import sys
+import tarfile
+import tempfile
 import time
-import types
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -109,19 +114,51 @@ def rebuild_once(app: Dateline) -> tuple[int, float, dict[str, float]]:
     return applied, time.perf_counter() - started, run.timings
 
 
-def old_rebuild(rev: str) -> Any:
-    """The rebuild as it was at git revision `rev` (its `catch_up` module, loaded
-    beside today's), to time it in the same run."""
-    source = subprocess.run(
-        ["git", "show", f"{rev}:infrastructure/read_model/catch_up.py"],
+OLD_RUNNER = """
+import json, sys, time
+sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in type(f).__module__.lower()
+                    and "editable" not in getattr(f, "__name__", "").lower()]
+sys.path_hooks[:] = [h for h in sys.path_hooks if "editable" not in repr(h).lower()]
+sys.path.insert(0, sys.argv[1])
+import dateline.domain.city
+assert dateline.domain.city.__file__.startswith(sys.argv[1]), dateline.domain.city.__file__
+from dateline.infrastructure.application import Dateline
+from dateline.infrastructure.settings import Settings
+app = Dateline(Settings(database_url=sys.argv[2], postgres_schema=sys.argv[3]))
+started = time.perf_counter()
+applied = app.projection.rebuild()
+print(json.dumps({"events": applied, "seconds": time.perf_counter() - started}))
+app.close()
+"""
+
+
+def old_rebuild(rev: str, url: str, schema: str) -> Any:
+    """A runner of `Dateline.projection.rebuild()` as it was at git revision
+    `rev` (domain, infrastructure and all, from `git archive`), in a child
+    process, to time it in the same run on the same log."""
+    root = Path(tempfile.mkdtemp(prefix=f"dateline-{rev}-"))
+    archive = subprocess.run(
+        ["git", "archive", rev, "domain", "infrastructure", "api", "seeds"],
         check=True,
         capture_output=True,
-        text=True,
         cwd=Path(__file__).parent.parent,
     ).stdout
-    module = types.ModuleType(f"catch_up_at_{rev}")
-    exec(compile(source, f"{rev}:catch_up.py", "exec"), module.__dict__)
-    return module.CatchUp
+    package = root / "dateline"
+    package.mkdir()
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(package, filter="data")
+
+    def run() -> tuple[int, float]:
+        out = subprocess.run(
+            [sys.executable, "-c", OLD_RUNNER, str(root), url, schema],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        answer = json.loads(out.strip().splitlines()[-1])
+        return int(answer["events"]), float(answer["seconds"])
+
+    return run
 
 
 def profile_once(app: Dateline, top: int = 25) -> dict[str, Any]:
@@ -176,7 +213,7 @@ def main() -> None:
         result["log"] = fill_log(app, args.url, schema, SynthConfig(args.cities, args.events))
         print(f"  {result['log']}")
         runs: list[dict[str, Any]] = []
-        old = old_rebuild(args.against_rev) if args.against_rev else None
+        old = old_rebuild(args.against_rev, args.url, schema) if args.against_rev else None
         for r in range(args.rounds):
             before = load()
             rows, raw_s = pg.raw_stream(args.url, schema)
@@ -201,9 +238,7 @@ def main() -> None:
             )
             if old is not None:
                 before = load()
-                started = time.perf_counter()
-                applied = old(app, app.read_model).rebuild()
-                seconds = time.perf_counter() - started
+                applied, seconds = old()
                 runs.append(
                     {"round": r, "what": f"rebuild at {args.against_rev}", "events": applied,
                      "seconds": round(seconds, 3), "per_s": round(applied / seconds, 1),
@@ -244,7 +279,8 @@ def main() -> None:
         if not args.keep:
             pg.drop_schema(args.url, schema)
     RESULTS.mkdir(exist_ok=True)
-    name = f"{datetime.now(UTC):%Y-%m-%d}-rebuild-{args.cities}c-{args.events}e.json"
+    against = f"-vs-{args.against_rev}" if args.against_rev else ""
+    name = f"{datetime.now(UTC):%Y-%m-%d}-rebuild-{args.cities}c-{args.events}e{against}.json"
     (RESULTS / name).write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(f"wrote bench/results/{name}")
 

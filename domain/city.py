@@ -52,6 +52,10 @@ ONE_MICROSECOND = timedelta(microseconds=1)
 ONE_DAY = timedelta(days=1)
 
 
+# A timeline entry's stored type (its value) -> the EventType, without the enum's call.
+_EVENT_TYPES: dict[str, EventType] = {t.value: t for t in EventType}
+
+
 def city_id(slug: str) -> UUID:
     """Stream id derived from the slug, so registering twice collides."""
     return uuid5(NAMESPACE_URL, f"/dateline/cities/{slug}")
@@ -407,10 +411,14 @@ class City(Aggregate):
 
     def _entries_from(self, day: date) -> list[TimelineEntry]:
         """The active control events on or after `day`, in world order."""
-        start = bisect_left(self.timeline, day, key=lambda e: e[0])
+        timeline, slug = self.timeline, self.slug
+        # Back from the end: every entry passed is one the caller re-folds anyway.
+        start = len(timeline)
+        while start and timeline[start - 1][0] >= day:
+            start -= 1
         return [
-            TimelineEntry(on, version, EventType(kind), actor, event_id(self.slug, version))
-            for on, version, kind, actor in self.timeline[start:]
+            TimelineEntry(on, version, _EVENT_TYPES[kind], actor, event_id(slug, version))
+            for on, version, kind, actor in timeline[start:]
         ]
 
     def _refold(
@@ -453,8 +461,8 @@ class City(Aggregate):
             resumed = initial_interval(
                 self.initial_controller, self.tracked_since, event_id(self.slug, 1)
             )
-        holders = {self.initial_controller}
-        holders.update(a for a, first in derived.first_held.items() if first < day)
+        holders = {a for a, first in derived.first_held.items() if first < day}
+        holders.add(self.initial_controller)
         return kept, [resumed], holders
 
     def _advance(self, version: int, day: date) -> None:
@@ -471,10 +479,11 @@ class City(Aggregate):
             kept, start, holders = self._resume(derived, day)
             tail = fold_from(self.name, start, holders, self._entries_from(day))
         before = derived.intervals[kept:]
-        unchanged = set(before) & set(tail)
+        # The intervals in both are unchanged (a few each: list membership, by
+        # identity or equality, costs less than hashing them into sets).
         derived.changes[version] = IntervalChange(
-            tuple(i for i in before if i not in unchanged),
-            tuple(i for i in tail if i not in unchanged),
+            tuple([i for i in before if i not in tail]),
+            tuple([i for i in tail if i not in before]),
         )
         del derived.intervals[kept:]
         derived.intervals.extend(tail)

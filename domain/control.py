@@ -177,7 +177,10 @@ def reopen_before(
     """Where a fold resumes to re-apply every event on or after `day`: the number
     of intervals it keeps unchanged, and the interval in force the day before,
     reopened (None: `day` is the first day, the fold starts afresh)."""
-    kept = bisect_left(intervals, day, key=lambda interval: interval.start)
+    if intervals and intervals[-1].start < day:
+        kept = len(intervals)  # the common case, a report dated after every change
+    else:
+        kept = bisect_left(intervals, day, key=lambda interval: interval.start)
     if kept == 0:
         return 0, None
     last = intervals[kept - 1]

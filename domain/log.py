@@ -46,53 +46,60 @@ def read_log(slug: str, events: Iterable[Any]) -> list[LoggedEvent]:
     logged: list[LoggedEvent] = []
     position: dict[str, int] = {}
     for e in events:
-        own_id = event_id(slug, e.originator_version)
-        if isinstance(e, City.Registered):
-            item = LoggedEvent(
-                own_id,
-                slug,
-                "Registered",
-                e.originator_version,
-                e.timestamp,
-                occurred_on=e.tracked_since,
-                actor=e.initial_controller,
-            )
-        elif isinstance(e, City.ControlEvent):
-            item = LoggedEvent(
-                own_id,
-                slug,
-                type(e).__name__,
-                e.originator_version,
-                e.timestamp,
-                occurred_on=e.occurred_on,
-                actor=e.actor,
-                source=Source(e.source_name, e.source_url, e.source_quote),
-                note=e.note,
-                report_id=e.report_id,
-                reported_by=e.reported_by,
-            )
-        elif isinstance(e, City.Retracted):
-            item = LoggedEvent(
-                own_id,
-                slug,
-                "Retracted",
-                e.originator_version,
-                e.timestamp,
-                reported_by=e.retracted_by,
-                retracts=e.event_id,
-                reason=e.reason,
-            )
+        item = log_entry(slug, e)
+        own_id = item.id
+        if isinstance(e, City.Retracted):
             target = position.get(e.event_id)
             if target is not None:
                 withdrawn = logged[target]
                 logged[target] = _with_retraction(
                     withdrawn, Retraction(own_id, e.reason, e.retracted_by, e.timestamp)
                 )
-        else:  # an event type this version does not know: show it, do not hide it
-            item = LoggedEvent(own_id, slug, type(e).__name__, e.originator_version, e.timestamp)
         position[own_id] = len(logged)
         logged.append(item)
     return logged
+
+
+def log_entry(slug: str, e: Any) -> LoggedEvent:
+    """One stored event as the log describes it, before any later retraction."""
+    own_id = event_id(slug, e.originator_version)
+    if isinstance(e, City.ControlEvent):
+        return LoggedEvent(
+            own_id,
+            slug,
+            type(e).__name__,
+            e.originator_version,
+            e.timestamp,
+            occurred_on=e.occurred_on,
+            actor=e.actor,
+            source=Source(e.source_name, e.source_url, e.source_quote),
+            note=e.note,
+            report_id=e.report_id,
+            reported_by=e.reported_by,
+        )
+    if isinstance(e, City.Registered):
+        return LoggedEvent(
+            own_id,
+            slug,
+            "Registered",
+            e.originator_version,
+            e.timestamp,
+            occurred_on=e.tracked_since,
+            actor=e.initial_controller,
+        )
+    if isinstance(e, City.Retracted):
+        return LoggedEvent(
+            own_id,
+            slug,
+            "Retracted",
+            e.originator_version,
+            e.timestamp,
+            reported_by=e.retracted_by,
+            retracts=e.event_id,
+            reason=e.reason,
+        )
+    # An event type this version does not know: show it, do not hide it.
+    return LoggedEvent(own_id, slug, type(e).__name__, e.originator_version, e.timestamp)
 
 
 def _with_retraction(event: LoggedEvent, retraction: Retraction) -> LoggedEvent:

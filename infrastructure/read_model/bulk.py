@@ -16,7 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from typing import Any
+from uuid import UUID
 
+from dateline.domain.log import LoggedEvent
 from dateline.infrastructure.read_model.projection import Rows
 from dateline.infrastructure.read_model.tables import (
     CITY_COLUMNS,
@@ -128,6 +130,48 @@ class PostgresBulkWriter(BulkWriter, PostgresTableWriter):
             kind: (s(f"COPY {{{table}}} ({columns}) FROM STDIN (FORMAT binary)"), types)
             for kind, (table, columns, types) in self.COPIES.items()
         }
+
+    # PostgreSQL's dialect passes uuids, dates and instants through as they are:
+    # the COPY rows are built without its per-value calls (`period_row`, `fact_row`
+    # give the same tuples).
+    def period_row(self, p: Any) -> tuple[Any, ...]:
+        state = p.state
+        return (
+            p.city_id,
+            p.valid_from,
+            p.valid_to,
+            p.known_from,
+            p.known_to,
+            state.status.value,
+            state.controller,
+            state.contested_by,
+            state.since,
+            state.event_id,
+            p.version,
+        )
+
+    def fact_row(self, cid: UUID, e: LoggedEvent) -> tuple[Any, ...]:
+        source, r = e.source, e.retracted
+        return (
+            cid,
+            e.version,
+            e.city,
+            e.type,
+            e.recorded_at,
+            e.occurred_on,
+            e.actor,
+            *((source.name, source.url, source.quote) if source else (None, None, None)),
+            e.note,
+            e.report_id,
+            e.reported_by,
+            e.retracts,
+            e.reason,
+            *(
+                (r.event_id, r.reason, r.retracted_by, r.recorded_at)
+                if r
+                else (None, None, None, None)
+            ),
+        )
 
     def insert(self, cursor: Any, kind: str, rows: Iterable[Sequence[Any]], count: int) -> None:
         if not count:

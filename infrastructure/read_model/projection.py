@@ -17,7 +17,7 @@ from uuid import UUID
 
 from dateline.domain.city import City, IntervalChange
 from dateline.domain.control import ControlState
-from dateline.domain.log import LoggedEvent, Retraction, read_log
+from dateline.domain.log import LoggedEvent, Retraction, log_entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +154,7 @@ class Projector:
                     recorded_at,
                 )
             )
-        logged = read_log(slug, [event])[0]
+        logged = log_entry(slug, event)
         rows.facts[(cid, version)] = logged
         if isinstance(event, City.Retracted):
             target = int(event.event_id.rsplit("-", 1)[1])
@@ -163,16 +163,18 @@ class Projector:
                 rows.facts[(cid, target)] = replace(rows.facts[(cid, target)], retracted=retraction)
             else:
                 rows.retractions.append(RetractionMark(cid, target, retraction))
+        opened = self._open
         for interval in change.removed:
-            pending = self._open.pop((cid, interval.start), None)
+            pending = opened.pop((cid, interval.start), None)
             if pending is not None:
                 pending.known_to = recorded_at
             else:
                 rows.closes.append(PeriodClose(cid, interval.start, recorded_at))
+        append = rows.opens.append
         for interval in change.added:
             row = PeriodRow(
                 cid, interval.start, interval.end, recorded_at, None, interval.state, version
             )
-            rows.opens.append(row)
-            self._open[(cid, interval.start)] = row
+            append(row)
+            opened[(cid, interval.start)] = row
         rows.events += 1

@@ -43,6 +43,9 @@ from uuid import UUID
 
 import psycopg
 from eventsourcing.persistence import Notification
+from eventsourcing.postgres import PostgresApplicationRecorder
+from psycopg.rows import tuple_row
+from psycopg.sql import SQL, Composed, Identifier
 
 from dateline.domain.city import City
 from dateline.infrastructure.progress import Progress
@@ -58,6 +61,7 @@ from dateline.infrastructure.read_model.tables import (
     TableWriter,
     fresh,
 )
+from dateline.infrastructure.recorders import retry_once
 
 
 class CatchUp(Protocol):
@@ -93,6 +97,44 @@ def stream_log(recorder: Any, after: int = 0) -> Iterator[Sequence[Notification]
         if len(batch) < FETCH_SIZE:
             return
         position = batch[-1].id
+
+
+def stream_log_postgres(recorder: Any, after: int = 0) -> Iterator[Sequence[Notification]]:
+    """`stream_log` on PostgreSQL: the same rows, in the same fetches, but only
+    the five columns a notification holds, as tuples (the library's
+    `select_notifications` fetches dict rows of every column)."""
+    statement = SQL(
+        "SELECT notification_id, originator_id, originator_version, topic, state "
+        "FROM {schema}.{table} WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
+    ).format(
+        schema=Identifier(recorder.datastore.schema),
+        table=Identifier(recorder.events_table_name),
+    )
+    position = after
+    while True:
+        batch = _fetch(recorder, statement, position)
+        if not batch:
+            return
+        yield batch
+        if len(batch) < FETCH_SIZE:
+            return
+        position = batch[-1].id
+
+
+@retry_once
+def _fetch(recorder: Any, statement: Composed, position: int) -> list[Notification]:
+    with recorder.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as c:
+        c.execute(statement, (position, FETCH_SIZE), prepare=True)
+        return [
+            Notification(
+                id=row[0],
+                originator_id=row[1],
+                originator_version=row[2],
+                topic=row[3],
+                state=bytes(row[4]),
+            )
+            for row in c.fetchall()
+        ]
 
 
 class Fold:
@@ -191,8 +233,11 @@ class Rebuild:
             tables.index_fresh([TABLES["periods"]])
             with _Loader(bulk_writer(target), cursor) as loader:
                 position = self._fold(fold, projector, loader, progress, head)
+                fold_s = time.perf_counter() - started
                 loader.put(projector.rows)
             self.timings["fold_and_load_s"] = time.perf_counter() - started
+            self.timings["fold_s"] = fold_s  # the main thread's, waits for the loader included
+            self.timings["load_busy_s"] = loader.busy
             start = time.perf_counter()
             tables.index_fresh([TABLES[kind] for kind in SWAPPED if kind != "periods"])
             self.timings["index_s"] = time.perf_counter() - start
@@ -253,6 +298,8 @@ class Rebuild:
 
     # -------------------------------------------------------------- internals
     def _stream(self, after: int) -> Iterator[Sequence[Notification]]:
+        if isinstance(self.app.recorder, PostgresApplicationRecorder):
+            return stream_log_postgres(self.app.recorder, after)
         return stream_log(self.app.recorder, after)
 
     def _may_swap(self, cursor: Any) -> bool:
@@ -295,6 +342,7 @@ class _Loader:
         self.cursor = cursor
         self.queue: queue.Queue[Rows | None] = queue.Queue(maxsize=2)
         self.error: BaseException | None = None
+        self.busy = 0.0  # seconds spent writing
         self.thread = threading.Thread(target=self._run, name="dateline-rebuild-load")
 
     def __enter__(self) -> _Loader:
@@ -315,10 +363,12 @@ class _Loader:
     def _run(self) -> None:
         while (rows := self.queue.get()) is not None:
             if self.error is None:
+                started = time.perf_counter()
                 try:
                     self.writer.write(self.cursor, rows)
                 except BaseException as error:  # raised in the caller's thread
                     self.error = error
+                self.busy += time.perf_counter() - started
 
 
 class _Tables:

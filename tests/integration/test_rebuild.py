@@ -20,7 +20,10 @@ from dateline.domain.control import EventType
 from dateline.domain.errors import DomainError
 from dateline.infrastructure.application import Dateline
 from dateline.infrastructure.read_model import rebuild
+from dateline.infrastructure.read_model.bulk import PostgresBulkWriter, bulk_writer
+from dateline.infrastructure.read_model.projection import Projector
 from dateline.infrastructure.read_model.queries import CityDegraded
+from dateline.infrastructure.read_model.tables import TableWriter
 from dateline.infrastructure.settings import Settings
 from dateline.seeds.loader import load_seeds
 from tests.audit_support import as_superuser
@@ -218,3 +221,37 @@ def test_a_role_that_may_not_swap_tables_replaces_the_rows(
     assert app.projection.rebuild() == log_size(app)
     assert dump(app.settings) == incremental
     assert schema_objects(app.settings) == objects
+
+
+def test_the_postgres_stream_reads_what_the_library_reads(
+    pg_app: Dateline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rebuild's own fetch (five columns as tuples) gives the library's
+    notifications, fetch for fetch, from the start and from a position; and the
+    bulk writer's COPY rows equal the generic writer's for every row the fold
+    of that log makes."""
+    load_seeds(pg_app)
+    register(pg_app, "kunduz-test")
+    report(pg_app, "kunduz-test", EventType.CAPTURED, date(2015, 9, 28), TALIBAN)
+    report(pg_app, "kunduz-test", EventType.CONTESTED, date(2015, 9, 20), TALIBAN)  # backdated
+    pg_app.retract("kunduz-test", "kunduz-test-3", reason="misdated", retracted_by="editor")
+    monkeypatch.setattr(rebuild, "FETCH_SIZE", 7)
+    recorder = pg_app.recorder
+    head = recorder.max_notification_id() or 0
+    assert head > 3 * 7
+    for after in (0, 5, head - 3, head):
+        ours = [list(batch) for batch in rebuild.stream_log_postgres(recorder, after)]
+        theirs = [list(batch) for batch in rebuild.stream_log(recorder, after)]
+        assert ours == theirs
+        assert sum(len(b) for b in ours) == head - after
+    fold, projector = rebuild.Fold(pg_app.projection), Projector()
+    for batch in rebuild.stream_log_postgres(recorder):
+        fold.apply(batch, projector)
+    rows = projector.rows
+    assert rows.opens and rows.facts and any(f.retracted for f in rows.facts.values())
+    writer = bulk_writer(pg_app.read_model.dialect)
+    assert isinstance(writer, PostgresBulkWriter)
+    for period in rows.opens:
+        assert writer.period_row(period) == TableWriter.period_row(writer, period)
+    for (cid, _), fact in rows.facts.items():
+        assert writer.fact_row(cid, fact) == TableWriter.fact_row(writer, cid, fact)
