@@ -1,4 +1,4 @@
-"""Events stored before the `dateline.*` namespace (topics "dateline.domain.city:City...")
+"""Events stored before the `dateline.*` namespace (topics "domain.city:City...")
 are read back as the same classes, on both stores, by the write path and the
 read model's catch-up."""
 
@@ -62,7 +62,7 @@ def test_a_log_written_under_the_old_names_is_read(settings: Settings, clock: Ma
         )
         stored = [app.mapper.to_stored_event(e) for e in city.collect_events()]
         old = [replace(s, topic=s.topic.replace(NEW_PREFIX, OLD_PREFIX, 1)) for s in stored]
-        assert all(s.topic.startswith("dateline.domain.city:City.") for s in old)
+        assert all(s.topic.startswith("domain.city:City.") for s in old)
         app.recorder.insert_events(old)
 
         loaded = app.load_city(city.id)
