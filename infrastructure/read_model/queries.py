@@ -133,6 +133,14 @@ class ReadModel:
             "SELECT " + PERIOD_COLUMNS + " FROM {periods} WHERE city_id = %(city)s "
             "AND known_from <= %(t)s AND (known_to IS NULL OR known_to > %(t)s) ORDER BY valid_from"
         )
+        # One page of the timeline: a walk of the primary key (city_id, valid_from,
+        # known_from) from `after`, stopped by LIMIT, whatever the history's length.
+        self._select_timeline_page = s(
+            "SELECT " + PERIOD_COLUMNS + " FROM {periods} WHERE city_id = %(city)s "
+            "AND valid_from > %(after)s "
+            "AND known_from <= %(t)s AND (known_to IS NULL OR known_to > %(t)s) "
+            "ORDER BY valid_from LIMIT %(limit)s"
+        )
         self._select_periods = s(
             "SELECT " + PERIOD_COLUMNS + " FROM {periods} WHERE city_id = %(city)s "
             "ORDER BY known_from, valid_from"
@@ -313,6 +321,27 @@ class ReadModel:
             rows = cursor.fetchall()
         periods = [self._period(row) for row in rows]
         return view, [ControlInterval(p.valid_from, p.valid_to, p.state) for p in periods]
+
+    def timeline_page(
+        self, slug: str, known_at: datetime, after: date | None, limit: int
+    ) -> tuple[list[ControlInterval], bool]:
+        """At most `limit` intervals as known at `known_at` starting after the day
+        `after` (None: from the first), in world order, and whether more follow:
+        one index walk of at most `limit` + 1 intervals."""
+        self.city(slug)
+        self.check_healthy(slug)
+        params = {
+            "city": self.dialect.uid(city_id(slug)),
+            "t": self.dialect.instant(known_at),
+            "after": self.dialect.day(after or date.min),
+            "limit": limit + 1,
+        }
+        with self.cursor() as cursor:
+            cursor.execute(self._select_timeline_page, params)
+            rows = cursor.fetchall()
+        periods = [self._period(row) for row in rows[:limit]]
+        intervals = [ControlInterval(p.valid_from, p.valid_to, p.state) for p in periods]
+        return intervals, len(rows) > limit
 
     def event(self, slug: str, version: int) -> LoggedEvent | None:
         """One event as the log shows it now (retraction attached)."""
