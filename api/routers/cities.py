@@ -157,7 +157,7 @@ TIMELINE_PAGE_SIZE = 100
     response_model=list[IntervalOut],
     summary="The city's control intervals in world order (`to` null for the open one)",
     description=f"Paginated: at most `limit` intervals (default {TIMELINE_PAGE_SIZE}, max "
-    f"{MAX_PAGE_SIZE}) starting after the day `after`; `Link: rel=\"next\"` gives the next "
+    f'{MAX_PAGE_SIZE}) starting after the day `after`; `Link: rel="next"` gives the next '
     "page, with the first page's `known_at`. A page costs the same however long the city's "
     "history is.",
     responses=READ_ERRORS,

@@ -14,8 +14,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from eventsourcing.postgres import PostgresDatastore
-from pydantic_core import to_json
 from eventsourcing.sqlite import SQLiteDatastore
+from pydantic_core import to_json
 
 from dateline.domain.city import city_id
 from dateline.domain.control import UNKNOWN, ControlInterval, ControlState, Source, Status
@@ -26,7 +26,6 @@ from dateline.infrastructure.read_model.tables import (
     CITY_COLUMNS,
     FACT_COLUMNS,
     PERIOD_COLUMNS,
-    PLAIN_CONTAINS,
     PROJECTION,
     Dialect,
     PostgresDialect,

@@ -209,9 +209,7 @@ class TableWriter:
             f"INSERT INTO {{periods}} ({PERIOD_COLUMNS}, source_name, source_url) "
             f"VALUES ({marks(11)}, {source.format('source_name')}, {source.format('source_url')})"
         )
-        self.set_version = s(
-            "UPDATE {cities} SET version = %s, version_at = %s WHERE city_id = %s"
-        )
+        self.set_version = s("UPDATE {cities} SET version = %s, version_at = %s WHERE city_id = %s")
         self.insert_city = s(f"INSERT INTO {{cities}} ({CITY_COLUMNS}) VALUES ({marks(11)})")
         self.insert_fact = s(f"INSERT INTO {{facts}} ({FACT_COLUMNS}) VALUES ({marks(19)})")
         self.retract_fact = s(

@@ -61,9 +61,12 @@ def test_the_layer_is_the_python_builders_bytes(api: Api, as_of: str | None) -> 
             None,
         )
     now = api.get("/status", params={"format": "geojson"})
-    assert now.json()["features"][[s for s, _ in sorted(AWKWARD)].index("tiny")]["properties"][
-        "version"
-    ] == 2
+    assert (
+        now.json()["features"][[s for s, _ in sorted(AWKWARD)].index("tiny")]["properties"][
+            "version"
+        ]
+        == 2
+    )
 
 
 def test_postgres_finds_every_city_by_the_index(api: Api) -> None:

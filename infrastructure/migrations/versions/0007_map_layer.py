@@ -80,9 +80,7 @@ def upgrade(store: StoreConfig) -> None:
         FROM (SELECT DISTINCT ON (city_id) city_id, version, recorded_at FROM {facts}
               ORDER BY city_id, version DESC) f
         WHERE f.city_id = c.city_id""")
-    op.execute(
-        f"CREATE INDEX dateline_control_periods_point ON {periods} USING gist ({BOX})"
-    )
+    op.execute(f"CREATE INDEX dateline_control_periods_point ON {periods} USING gist ({BOX})")
 
 
 def downgrade(store: StoreConfig) -> None:
