@@ -397,9 +397,9 @@ def rebuild_figure(app: Dateline, url: str, schema: str) -> Figure:
 
 
 def _read_model_batch_size() -> int:
-    from dateline.infrastructure.read_model import catch_up
+    from dateline.infrastructure.read_model import rebuild
 
-    return catch_up.BATCH_SIZE
+    return rebuild.FETCH_SIZE  # the rows the rebuild fetches at a time
 
 
 # ---------------------------------------------------------------------- appends

@@ -128,8 +128,8 @@ class Run:
                     lambda: inprocess.rebuild_figure(app, self.url, self.schema),
                 )
             )
-            # The rebuild deleted and rewrote every read-model row in one transaction;
-            # autovacuum would clean up within a minute, do it now for the reads.
+            # The rebuild swapped in fresh, analyzed tables; vacuum them anyway (their
+            # visibility map), as autovacuum would within a minute, for the reads.
             with pg.connect(self.url) as conn:
                 for table in inprocess.READ_MODEL_TABLES:
                     if conn.execute(

@@ -53,11 +53,7 @@ class CatchUp:
             if isinstance(dialect, PostgresDialect)
             else TableWriter(dialect)
         )
-        s = dialect.sql
-        self._delete = [
-            s("DELETE FROM {" + t + "}") for t in ("periods", "facts", "cities", "degraded")
-        ]
-        self._degraded_ids = s("SELECT city_id FROM {degraded}")
+        self._degraded_ids = dialect.sql("SELECT city_id FROM {degraded}")
 
     def catch_up(self) -> int:
         """Apply every event recorded after the position; returns how many."""
@@ -82,38 +78,15 @@ class CatchUp:
                 return applied
 
     def rebuild(self, progress: Progress | None = None) -> int:
-        """Empty the tables and apply the whole log again, in one transaction:
-        readers see the old answers until the new ones are complete.
+        """The read model again from the whole log, set-based (`rebuild`): readers
+        see the old answers until the new ones are complete; appends wait only
+        for the final phase. Returns the events applied.
 
-        `progress`, if given, is told the events applied by each batch, with the
+        `progress`, if given, is told the events applied by each fetch, with the
         log's head (its highest notification id) as the total."""
-        applied = 0
-        head = (self.app.recorder.max_notification_id() or 0) if progress else None
-        if progress:
-            progress(0, head)
-        cities: dict[UUID, City] = {}
-        with self._write() as cursor:
-            self._locked_position(cursor)
-            for statement in self._delete:
-                cursor.execute(statement)
-            position = 0
-            degraded: set[UUID] = set()
-            while True:
-                batch = self._after(position)
-                if not batch:
-                    break
-                projected, outcome = self._project(batch, cities, degraded)
-                written = self._write_each(cursor, projected, outcome, cities, degraded)
-                self._mark(cursor, outcome.failures)
-                done = sum(r.events for r in written)
-                applied += done
-                position = batch[-1].id
-                if progress:
-                    progress(done, head)
-                if len(batch) < BATCH_SIZE:
-                    break
-            cursor.execute(self.tables.reset_position, (position, applied, PROJECTION))
-        return applied
+        from dateline.infrastructure.read_model.rebuild import Rebuild  # it imports this module
+
+        return Rebuild(self).run(progress)
 
     # -------------------------------------------------------------- internals
     def _project(

@@ -106,6 +106,22 @@ class Projector:
         self.rows = Rows()
         self._open: dict[tuple[UUID, date], PeriodRow] = {}
 
+    def drain(self) -> Rows:
+        """Take the rows no later event can change, for writing now: cities,
+        facts (a later retraction of one becomes a `RetractionMark`), degraded
+        marks and closed periods. Open periods stay, to be closed in memory."""
+        rows = self.rows
+        taken = Rows(
+            cities=rows.cities,
+            opens=[p for p in rows.opens if p.known_to is not None],
+            facts=rows.facts,
+            retractions=rows.retractions,
+            degraded=rows.degraded,
+            events=rows.events,
+        )
+        self.rows = Rows(opens=[p for p in rows.opens if p.known_to is None])
+        return taken
+
     def skip(self, slug: str, event: Any, reason: str) -> None:
         """Count the event as reflected but write none of its rows: its city is
         degraded (marked here, with this event, if it was not already)."""

@@ -88,6 +88,11 @@ def event_version(event_id: str | None) -> int | None:
     return int(version) if version.isdigit() else None
 
 
+def fresh(name: str, suffix: str) -> str:
+    """The table a rebuild fills instead of `name`; the tracking row stays put."""
+    return name if name == TABLES["tracking"] else name + suffix
+
+
 def marks(n: int) -> str:
     return ", ".join(["%s"] * n)
 
@@ -132,11 +137,14 @@ class SQLiteDialect(Dialect):
     every = PLAIN_CONTAINS
     for_update = ""
 
+    def __init__(self, suffix: str = "") -> None:
+        self.suffix = suffix  # "_next": the fresh tables a rebuild fills
+
     def sql(self, text: str) -> str:
         return re.sub(r"%\((\w+)\)s", r":\1", super().sql(text)).replace("%s", "?")
 
     def table(self, name: str) -> str:
-        return name
+        return fresh(name, self.suffix)
 
     def uid(self, value: UUID) -> Any:
         return value.hex
@@ -168,11 +176,12 @@ class PostgresDialect(Dialect):
     every = PERIOD_BOX + " @> " + POINT_BOX + " AND " + PLAIN_CONTAINS
     for_update = " FOR UPDATE"
 
-    def __init__(self, schema: str) -> None:
+    def __init__(self, schema: str, suffix: str = "") -> None:
         self.schema = schema
+        self.suffix = suffix  # "_next": the fresh tables a rebuild fills
 
     def table(self, name: str) -> str:
-        return f'"{self.schema}".{name}'
+        return f'"{self.schema}".{fresh(name, self.suffix)}'
 
     def uid(self, value: UUID) -> Any:
         return value
@@ -273,16 +282,7 @@ class TableWriter:
             )
         if rows.opens:  # after the facts: a row's source may be an event of this batch
             self._run(cursor, self.insert_period, [self.opened_row(p) for p in rows.opens])
-        if rows.facts:
-            latest: dict[UUID, LoggedEvent] = {}
-            for (cid, _), e in rows.facts.items():
-                if cid not in latest or e.version > latest[cid].version:
-                    latest[cid] = e
-            self._run(
-                cursor,
-                self.set_version,
-                [(e.version, d.instant(e.recorded_at), d.uid(cid)) for cid, e in latest.items()],
-            )
+        self.set_versions(cursor, rows)
         for mark in rows.degraded:
             cursor.execute(
                 self.insert_degraded,
@@ -306,6 +306,21 @@ class TableWriter:
                     for m in rows.retractions
                 ],
             )
+
+    def set_versions(self, cursor: Any, rows: Rows) -> None:
+        """Each city of the batch's facts: its highest version and when it was recorded."""
+        if not rows.facts:
+            return
+        d = self.dialect
+        latest: dict[UUID, LoggedEvent] = {}
+        for (cid, _), e in rows.facts.items():
+            if cid not in latest or e.version > latest[cid].version:
+                latest[cid] = e
+        self._run(
+            cursor,
+            self.set_version,
+            [(e.version, d.instant(e.recorded_at), d.uid(cid)) for cid, e in latest.items()],
+        )
 
     def _run(self, cursor: Any, statement: str, rows: Sequence[Sequence[Any]]) -> None:
         cursor.executemany(statement, rows)

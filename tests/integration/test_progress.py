@@ -16,7 +16,7 @@ import pytest
 
 from dateline.api.cli import progress as cli_progress
 from dateline.infrastructure.application import Dateline
-from dateline.infrastructure.read_model import catch_up
+from dateline.infrastructure.read_model import rebuild
 from dateline.infrastructure.read_model.check import check
 from dateline.infrastructure.settings import Settings
 from dateline.seeds.loader import SEEDS_DIR, load_seeds
@@ -70,7 +70,7 @@ def test_rebuild_reports_the_events_it_applies_batch_by_batch(
 ) -> None:
     load_seeds(app)
     head = app.recorder.max_notification_id()
-    monkeypatch.setattr(catch_up, "BATCH_SIZE", 20)  # several batches from the seeds
+    monkeypatch.setattr(rebuild, "FETCH_SIZE", 20)  # several batches from the seeds
     calls: Calls = []
     applied = app.projection.rebuild(recorder(calls))
     assert applied == app.count_events() > 20
