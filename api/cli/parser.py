@@ -63,6 +63,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("migrate", "upgrade the store's schema to the latest migration", json_output=False)
     command("seed", "load the 2015-2021 timeline (running it twice adds nothing)")
+    imports = command(
+        "import",
+        "load an archive of control events (the seed format); nothing is written if a row "
+        "is refused, and importing the same file again writes nothing",
+    )
+    imports.add_argument("events", type=Path, metavar="EVENTS_CSV", help="the control events")
+    imports.add_argument(
+        "--cities",
+        type=Path,
+        metavar="CITIES_CSV",
+        help="the cities (default: cities.csv beside EVENTS_CSV, if there is one)",
+    )
+    imports.add_argument("--dry-run", action="store_true", help="check every row, write nothing")
+    imports.add_argument(
+        "--country",
+        default="Afghanistan",
+        help="for cities whose row has no country column (the seed format has none)",
+    )
+    imports.add_argument(
+        "--reporter",
+        default="import",
+        help="recorded as reported_by for rows without a reported_by column",
+    )
     command("cities", "every city with its current status")
     command(
         "demo", "seed, then show Kunduz on the mission's three dates and its log", json_output=False

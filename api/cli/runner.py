@@ -43,6 +43,7 @@ from dateline.infrastructure.application import (
 )
 from dateline.infrastructure.audit.damage import UndecodableEvent, log_gap
 from dateline.infrastructure.audit.roles import grant_service_role
+from dateline.infrastructure.importer import ImportFileError, ImportInterrupted
 from dateline.infrastructure.progress import Progress
 from dateline.infrastructure.read_model.queries import CityDegraded
 from dateline.infrastructure.settings import ConfigurationError, Settings
@@ -99,6 +100,58 @@ class Runner:
         from dateline.seeds.loader import load_seeds
 
         return load_seeds(self.app, progress=progress)
+
+    def import_archive(self) -> None:
+        from dateline.infrastructure.importer import default_cities_file, run_import
+
+        a = self.args
+        cities = a.cities if a.cities is not None else default_cities_file(a.events)
+        started = time.perf_counter()
+        with progress_bar("importing", "cities", quiet=a.json or a.dry_run) as progress:
+            result = run_import(
+                self.app,
+                a.events,
+                cities,
+                dry_run=a.dry_run,
+                progress=progress,
+                country=a.country,
+                reporter=a.reporter,
+            )
+        elapsed = time.perf_counter() - started
+        data = {
+            "cities_registered": result.cities_registered,
+            "events_written": 0 if a.dry_run else result.events_written,
+            "events_already_present": result.events_already_present,
+            "rows": result.rows,
+            "cities": result.cities,
+            "dry_run": a.dry_run,
+            "refused": [r.as_dict() for r in result.refusals],
+            "seconds": round(elapsed, 3),
+        }
+        if result.refusals:
+            if a.json:
+                self.out(json.dumps(data, indent=2, ensure_ascii=False))
+            else:
+                for refusal in result.refusals:
+                    print(f"dateline: refused: {refusal.describe()}", file=sys.stderr)
+            raise UsageError(f"{len(result.refusals)} row(s) refused; nothing written")
+        if a.dry_run:
+            data["events_to_write"] = result.events_written
+            self.emit(
+                data,
+                f"checked {result.rows} rows: {result.cities_registered} cities to register, "
+                f"{result.events_written} events to write, "
+                f"{result.events_already_present} reports already present; "
+                f"nothing written (--dry-run) ({elapsed:.2f} s)",
+            )
+            return
+        self.emit(
+            data,
+            f"imported: {result.cities_registered} cities registered, "
+            f"{result.events_written} events written, "
+            f"{result.events_already_present} reports already present "
+            f"({elapsed:.2f} s, {rate(result.events_written, elapsed, 'events')})",
+        )
 
     def cities(self) -> None:
         rows = [dump(CityStatusOut, view) for view in self.app.read_model.statuses()]
@@ -207,7 +260,8 @@ class Runner:
             raise UsageError(str(failure)) from failure
 
     def run(self) -> None:
-        getattr(self, self.args.command)()
+        name = self.args.command
+        getattr(self, "import_archive" if name == "import" else name)()
 
 
 def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) -> int:
@@ -241,9 +295,13 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
         StoreUnavailable,
         ConfigurationError,
         UsageError,
+        ImportInterrupted,
         migrations.StoreUnreachable,
     ) as error:
         return fail(str(error))
+    except ImportFileError as error:  # the files are not in the format: a usage error
+        print(f"dateline: error: {error}", file=sys.stderr)
+        return 2
     except ValidationError as error:
         first = error.errors()[0]
         return fail(f"DATELINE_{str(first['loc'][0]).upper()}: {first['msg']}")

@@ -33,3 +33,34 @@ def test_quick_benchmark_reports_every_figure(tmp_path: Path) -> None:
     assert result["size"]["events_loaded"] == 5_000
     assert result["machine"]["cpu_count"]
     assert result["machine"]["postgres"]["synchronous_commit"]
+
+
+def test_import_benchmark_runs_end_to_end(tmp_path: Path) -> None:
+    """A tiny archive: written, imported, COPYed, checked; every figure reported."""
+    require_postgres()
+    from bench import import_bench
+
+    out = tmp_path / "import.json"
+    import_bench.main(
+        [
+            "--events",
+            "300",
+            "--cities",
+            "12",
+            "--rounds",
+            "1",
+            "--check",
+            "--url",
+            POSTGRES_URL,
+            "--workdir",
+            str(tmp_path / "archive"),
+            "--out",
+            str(out),
+        ]
+    )
+    result = json.loads(out.read_text())
+    (round_,) = result["rounds"]
+    assert round_["import"]["events"] == round_["copy"]["rows"] == 300
+    assert result["figures"]["ratio_median"] > 0
+    assert result["checks"]["audit_intact"] is True
+    assert result["checks"]["read_model_differences"] == 0

@@ -374,7 +374,20 @@ def _event(item: Any, k: int, city: UUID, slug: str) -> StoredEvent:
     return StoredEvent(city, version, topic, state)
 
 
-def _check_signature(data: dict[str, Any], public_key: str | None) -> None:
+SIGNED_AFTER = (
+    "the answer, its events and their proof check, so what changed after signing is "
+    "the log's size or head, the signing time, the public key or the signature itself"
+)
+SIGNED_AFTER_V1 = (
+    "the answer and its events check, so what changed after signing is a log entry "
+    "(position or entry hash), the log's size or head, the checkpoint, the signing time, "
+    "the city id or the signature itself"
+)
+
+
+def _check_signature(
+    data: dict[str, Any], public_key: str | None, changed: str = SIGNED_AFTER
+) -> None:
     signer = _field(data, "public_key", str)
     if public_key is not None and public_key.lower() != signer.lower():
         raise ReceiptError(
@@ -387,11 +400,7 @@ def _check_signature(data: dict[str, Any], public_key: str | None) -> None:
             bytes.fromhex(signature), rfc8785.dumps(body)
         )
     except (ValueError, InvalidSignature):
-        raise ReceiptError(
-            "the signature does not match: the answer, its events and their proof check, so "
-            "what changed after signing is the log's size or head, the signing time, "
-            "the public key or the signature itself"
-        ) from None
+        raise ReceiptError(f"the signature does not match: {changed}") from None
 
 
 def _check_v1(data: dict[str, Any], public_key: str | None) -> dict[str, Any]:
@@ -435,23 +444,7 @@ def _check_v1(data: dict[str, Any], public_key: str | None) -> dict[str, Any]:
         )
     _refold(answer, decoded)
     # Last, so that a change the checks above can place is named precisely.
-    signer = _field(data, "public_key", str)
-    if public_key is not None and public_key.lower() != signer.lower():
-        raise ReceiptError(
-            f"signed by key {signer[:16]}..., not by the expected {public_key[:16]}..."
-        )
-    signature = _field(data, "signature", str)
-    body = {k: v for k, v in data.items() if k != "signature"}
-    try:
-        Ed25519PublicKey.from_public_bytes(bytes.fromhex(signer)).verify(
-            bytes.fromhex(signature), rfc8785.dumps(body)
-        )
-    except (ValueError, InvalidSignature):
-        raise ReceiptError(
-            "the signature does not match: the answer and its events check, so what changed "
-            "after signing is a log entry (position or entry hash), the log's size or head, "
-            "the checkpoint, the signing time, the city id or the signature itself"
-        ) from None
+    _check_signature(data, public_key, SIGNED_AFTER_V1)
     return dict(answer)
 
 

@@ -31,6 +31,7 @@ from dateline.domain.city import City
 from dateline.infrastructure.progress import Progress
 from dateline.infrastructure.read_model.projection import Projector, Rows
 from dateline.infrastructure.read_model.queries import ReadModel
+from dateline.infrastructure.read_model.rebuild import Rebuild
 from dateline.infrastructure.read_model.tables import (
     PROJECTION,
     PostgresDialect,
@@ -84,8 +85,6 @@ class CatchUp:
 
         `progress`, if given, is told the events applied by each fetch, with the
         log's head (its highest notification id) as the total."""
-        from dateline.infrastructure.read_model.rebuild import Rebuild  # it imports this module
-
         return Rebuild(self).run(progress)
 
     # -------------------------------------------------------------- internals

@@ -36,8 +36,9 @@ import re
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import psycopg
@@ -47,17 +48,28 @@ from dateline.domain.city import City
 from dateline.infrastructure.progress import Progress
 from dateline.infrastructure.read_model.bulk import BulkWriter, bulk_writer
 from dateline.infrastructure.read_model.projection import DegradedMark, Projector, Rows
+from dateline.infrastructure.read_model.queries import ReadModel
 from dateline.infrastructure.read_model.tables import (
     PROJECTION,
     TABLES,
     Dialect,
     PostgresDialect,
     SQLiteDialect,
+    TableWriter,
     fresh,
 )
 
-if TYPE_CHECKING:
-    from dateline.infrastructure.read_model.catch_up import CatchUp
+
+class CatchUp(Protocol):
+    """What the rebuild uses of the read model's catch-up (catch_up.CatchUp),
+    named here so that the two modules do not import each other."""
+
+    app: Any  # the Dateline application: its recorder and mapper
+    read_model: ReadModel
+    tables: TableWriter
+
+    def _write(self) -> AbstractContextManager[Any]: ...
+
 
 FETCH_SIZE = 5000  # events per fetch from the log; progress is told once per fetch
 DRAIN_EVENTS = 20_000  # PostgreSQL: rows handed to the loader every so many events
@@ -264,7 +276,7 @@ class Rebuild:
         begins until this transaction ends (reads are not blocked). SQLite: the
         write lock is held already (BEGIN IMMEDIATE)."""
         if isinstance(self.live, PostgresDialect):
-            events = self.app.recorder.events_table_name  # type: ignore[attr-defined]
+            events = self.app.recorder.events_table_name
             cursor.execute(f'LOCK TABLE "{self.live.schema}".{events} IN EXCLUSIVE MODE')
 
     def _write_tail(self, cursor: Any, rows: Rows) -> None:

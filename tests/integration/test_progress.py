@@ -97,6 +97,8 @@ def test_no_callback_is_the_default(app: Dateline) -> None:
 SUMMARIES = {
     ("seed",): r"^seeded: 0 cities registered, 0 events written, \d+ reports already present "
     r"\(\d+\.\d\d s, 0 events/s\)$",
+    ("import", str(SEEDS_DIR / "control_events.csv")): r"^imported: 0 cities registered, "
+    r"0 events written, \d+ reports already present \(\d+\.\d\d s, 0 events/s\)$",
     ("projections", "rebuild"): r"^rebuilt the read model from \d+ events \(log position \d+\) "
     r"in \d+\.\d\d s, [\d,]+ events/s$",
     ("projections", "check", "--samples", "5"): r"^0 differences between the read model and the "
@@ -119,6 +121,7 @@ def test_without_a_terminal_no_bar_only_the_summary(
     ("argv", "bar"),
     [
         (("seed",), r"seeding .*\b(\d+)/\1 cities"),
+        (("import", str(SEEDS_DIR / "control_events.csv")), r"importing .*\b(\d+)/\1 cities"),
         (("projections", "rebuild"), r"rebuilding .*\b\d+/\d+ events"),
         (("projections", "check", "--samples", "5"), r"checking .*\b(\d+)/\1 cities"),
     ],
