@@ -52,8 +52,9 @@ and what was reported at the time.
 * Errors are JSON with a `detail`; 422s list each field (`loc`, `field`, `msg`).
 * Every read has an `ETag` (send it as `If-None-Match` for a 304) and
   `Cache-Control`; an answer with a past `as_of` and an explicit past `known_at`
-  is immutable. `/cities`, `/changes` and a city's events are paginated
-  (`limit` up to 1000, `after`, `Link: rel="next"`). HEAD works on every GET.
+  is immutable. `/cities`, `/changes`, a city's events and its timeline are
+  paginated (`limit` up to 1000, `after`, `Link: rel="next"`; the timeline 100 a
+  page unless `limit` says otherwise). HEAD works on every GET.
 * CSV for spreadsheets and QGIS: `/status.csv`, `/changes.csv`. The page at `/`
   shows it all on a map.
 """

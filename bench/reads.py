@@ -341,15 +341,22 @@ def status_http(
     }
 
 
-def timed_gets(base: str, pairs: list[tuple[str, str]], samples: int) -> dict[str, list[float]]:
+def timed_gets(
+    base: str | dict[str, str], pairs: list[tuple[str, str]], samples: int
+) -> dict[str, list[float]]:
     """Latencies of GET for each (label, path), interleaved, the order flipped each
-    pass, on one keep-alive connection."""
-    port = int(base.rsplit(":", 1)[1])
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    pass, on one keep-alive connection per server; `base` is one server's URL or
+    each label's."""
+    bases = base if isinstance(base, dict) else {label: base for label, _ in pairs}
+    conns = {
+        url: http.client.HTTPConnection("127.0.0.1", int(url.rsplit(":", 1)[1]), timeout=60)
+        for url in set(bases.values())
+    }
     out: dict[str, list[float]] = {label: [] for label, _ in pairs}
     try:
         for n in range(samples + 20):
             for label, path in pairs if n % 2 == 0 else list(reversed(pairs)):
+                conn = conns[bases[label]]
                 start = time.perf_counter()
                 conn.request("GET", path, headers={"Accept": "application/json"})
                 response = conn.getresponse()
@@ -360,12 +367,43 @@ def timed_gets(base: str, pairs: list[tuple[str, str]], samples: int) -> dict[st
                 if n >= 20:  # the first passes warm the workers up
                     out[label].append(took)
     finally:
-        conn.close()
+        for conn in conns.values():
+            conn.close()
     return out
 
 
+@contextmanager
+def servers(
+    settings: Settings, workers: int, tmp: Path, before: Path | None
+) -> Iterator[tuple[Server, Server | None]]:
+    """This tree's server and, given `before` (a directory holding `dateline/`, an
+    older tree), that tree's, on the same store."""
+    with ExitStack() as stack:
+        older = None
+        if before is not None:
+            older = stack.enter_context(
+                serve(
+                    "dateline_before",
+                    dateline_command(free_port(), workers),
+                    settings,
+                    tmp,
+                    {"PYTHONPATH": str(before)},
+                    cwd=before,
+                )
+            )
+        server = stack.enter_context(
+            serve("dateline", dateline_command(free_port(), workers), settings, tmp, {})
+        )
+        yield server, older
+
+
 def city_size(
-    app: Dateline, settings: Settings, workers: int, samples: int, log: Callable[[str], None]
+    app: Dateline,
+    settings: Settings,
+    workers: int,
+    samples: int,
+    log: Callable[[str], None],
+    before: Path | None = None,
 ) -> dict[str, Any]:
     big_events = app.read_model.status(BIG_SLUG).version
     small_events = app.read_model.status(SMALL_SLUG).version
@@ -373,26 +411,30 @@ def city_size(
     small_intervals = len(app.read_model.timeline(SMALL_SLUG)[1])
     with (
         tempfile.TemporaryDirectory(prefix="dateline-reads-") as tmp,
-        serve(
-            "dateline", dateline_command(free_port(), workers), settings, Path(tmp), {}
-        ) as server,
+        servers(settings, workers, Path(tmp), before) as (server, older),
     ):
-        before = load_average()
-        times = timed_gets(
-            server.base,
-            [
-                ("city_big", f"/cities/{BIG_SLUG}"),
-                ("city_small", f"/cities/{SMALL_SLUG}"),
-                ("timeline_big", f"/cities/{BIG_SLUG}/timeline"),
-                ("timeline_small", f"/cities/{SMALL_SLUG}/timeline"),
-            ],
-            samples,
-        )
+        pairs = [
+            ("city_big", f"/cities/{BIG_SLUG}"),
+            ("city_small", f"/cities/{SMALL_SLUG}"),
+            ("timeline_big", f"/cities/{BIG_SLUG}/timeline"),
+            ("timeline_small", f"/cities/{SMALL_SLUG}/timeline"),
+        ]
+        bases = {label: server.base for label, _ in pairs}
+        if older is not None:  # the whole list, as before pages
+            pairs += [
+                ("before_timeline_big", f"/cities/{BIG_SLUG}/timeline"),
+                ("before_timeline_small", f"/cities/{SMALL_SLUG}/timeline"),
+            ]
+            bases |= {"before_timeline_big": older.base, "before_timeline_small": older.base}
+        before_load = load_average()
+        times = timed_gets(bases, pairs, samples)
         timeline_bytes = {
             "big": len(get(server.base, f"/cities/{BIG_SLUG}/timeline")[1]),
             "small": len(get(server.base, f"/cities/{SMALL_SLUG}/timeline")[1]),
         }
-        after = load_average()
+        if older is not None:
+            timeline_bytes["before_big"] = len(get(older.base, f"/cities/{BIG_SLUG}/timeline")[1])
+        after_load = load_average()
     summary = {label: summarize(values) for label, values in times.items()}
     inprocess = {
         label: summarize([_timed(partial(call, slug)) for _ in range(samples)])
@@ -403,26 +445,41 @@ def city_size(
             ("read_model.status_small", SMALL_SLUG, app.read_model.status),
         )
     }
+    now = app.clock()
+    for label, slug in (("timeline_page_big", BIG_SLUG), ("timeline_page_small", SMALL_SLUG)):
+        inprocess[f"read_model.{label}"] = summarize(
+            [
+                _timed(partial(app.read_model.timeline_page, slug, now, None, 100))
+                for _ in range(samples)
+            ]
+        )
 
     def ratio(kind: str, stat: str) -> float:
         return round(summary[f"{kind}_big"][stat] / summary[f"{kind}_small"][stat], 3)
 
+    ratios = {
+        "city_p50": ratio("city", "p50_ms"),
+        "city_p99": ratio("city", "p99_ms"),
+        "timeline_p50": ratio("timeline", "p50_ms"),
+        "timeline_p99": ratio("timeline", "p99_ms"),
+    }
+    if older is not None:
+        ratios["before_timeline_p50"] = ratio("before_timeline", "p50_ms")
+        ratios["before_timeline_p99"] = ratio("before_timeline", "p99_ms")
     result = {
-        "what": "GET /cities/{slug} and /cities/{slug}/timeline over HTTP, one client, "
-        "a big city and a small one interleaved",
+        "what": "GET /cities/{slug} and /cities/{slug}/timeline (its first page) over HTTP, "
+        "one client, a big city and a small one interleaved"
+        + ("; before_*: the older tree's unpaginated timeline, interleaved too" if older else ""),
         "big_city": {"events": big_events, "intervals": big_intervals},
         "small_city": {"events": small_events, "intervals": small_intervals},
         "timeline_body_bytes": timeline_bytes,
         "http": summary,
-        "ratios": {
-            "city_p50": ratio("city", "p50_ms"),
-            "city_p99": ratio("city", "p99_ms"),
-            "timeline_p50": ratio("timeline", "p50_ms"),
-            "timeline_p99": ratio("timeline", "p99_ms"),
-        },
+        "ratios": ratios,
+        "target": "timeline_p50 <= 1.5",
+        "met": ratios["timeline_p50"] <= 1.5,
         "inprocess": inprocess,
-        "load_average_start": before,
-        "load_average_end": after,
+        "load_average_start": before_load,
+        "load_average_end": after_load,
     }
     log(f"  city size: {result['ratios']}")
     return result
@@ -435,51 +492,70 @@ def _timed(call: Callable[[], object]) -> float:
 
 
 def map_geojson(
-    app: Dateline, settings: Settings, workers: int, reps: int, log: Callable[[str], None]
+    app: Dateline,
+    settings: Settings,
+    workers: int,
+    reps: int,
+    log: Callable[[str], None],
+    before: Path | None = None,
 ) -> dict[str, Any]:
     cities = len(app.read_model.city_slugs())
     rng = random.Random(5)
     days = [date(2000, 1, 1) + timedelta(days=rng.randrange(9600)) for _ in range(reps)]
-    paths = {
-        "now": "/status?format=geojson",
-        **{f"as_of_{d.isoformat()}": f"/status?format=geojson&as_of={d.isoformat()}" for d in days},
-    }
+    now_path = "/status?format=geojson"
+    dated = [f"/status?format=geojson&as_of={d.isoformat()}" for d in days]
     with (
         tempfile.TemporaryDirectory(prefix="dateline-reads-") as tmp,
-        serve(
-            "dateline", dateline_command(free_port(), workers), settings, Path(tmp), {}
-        ) as server,
+        servers(settings, workers, Path(tmp), before) as (server, older),
     ):
-        before = load_average()
-        get(server.base, paths["now"])  # warm-up
-        now_times = [_timed(lambda: get(server.base, paths["now"])) for _ in range(reps)]
-        dated_times = [
-            _timed(lambda p=p: get(server.base, p))  # type: ignore[misc]
-            for label, p in paths.items()
-            if label != "now"
-        ]
-        status, body = get(server.base, paths["now"])
-        after = load_average()
+        named = {"after": server} | ({"before": older} if older is not None else {})
+        before_load = load_average()
+        for each in named.values():
+            get(each.base, now_path)  # warm-up
+        times: dict[str, dict[str, list[float]]] = {n: {"now": [], "past": []} for n in named}
+        for n, (kind, path) in enumerate([("now", now_path)] * reps + [("past", p) for p in dated]):
+            order = list(named) if n % 2 == 0 else list(reversed(named))
+            for name in order:
+                base = named[name].base
+                times[name][kind].append(_timed(lambda b=base, p=path: get(b, p)))  # type: ignore[misc]
+        status, body = get(server.base, now_path)
+        identical = None
+        if older is not None:  # the same answer, byte for byte, from both trees
+            pinned = f"{now_path}&known_at={quote(app.clock().isoformat())}"
+            identical = get(server.base, pinned)[1] == get(older.base, pinned)[1]
+        after_load = load_average()
     assert status == 200
     features = len(json.loads(body)["features"])
     breakdown = map_breakdown(app, 3)
-    every = summarize(now_times + dated_times)
+    every = summarize(times["after"]["now"] + times["after"]["past"])
     result = {
         "what": "GET /status?format=geojson over HTTP (no gzip asked for), one client: "
-        f"{reps} times about now and {reps} random past dates",
+        f"{reps} times about now and {reps} random past dates"
+        + ("; `before`: the older tree, interleaved request by request" if older else ""),
         "cities": cities,
         "features": features,
         "body_bytes": len(body),
-        "now": summarize(now_times),
-        "past_dates": summarize(dated_times),
+        "now": summarize(times["after"]["now"]),
+        "past_dates": summarize(times["after"]["past"]),
         "all": every,
         "target": "<= 100 ms",
         "met": every["p50_ms"] <= 100,
         "inprocess_breakdown_ms": breakdown,
-        "load_average_start": before,
-        "load_average_end": after,
+        "load_average_start": before_load,
+        "load_average_end": after_load,
     }
+    if older is not None:
+        was = summarize(times["before"]["now"] + times["before"]["past"])
+        result["before"] = {
+            "now": summarize(times["before"]["now"]),
+            "past_dates": summarize(times["before"]["past"]),
+            "all": was,
+            "p50_ratio_after_to_before": round(every["p50_ms"] / was["p50_ms"], 4),
+            "same_bytes_at_a_pinned_known_at": identical,
+        }
     log(f"  map: p50 {every['p50_ms']} ms, max {every['max_ms']} ms, {features} features")
+    if older is not None:
+        log(f"  map before: p50 {result['before']['all']['p50_ms']} ms, same bytes {identical}")
     return result
 
 
@@ -502,6 +578,7 @@ def map_breakdown(app: Dateline, reps: int) -> dict[str, Any]:
         return value
 
     for _ in range(reps):
+        timed("geojson_one_statement_ms", app.read_model.geojson, None, app.clock())
         views = timed("statuses_query_ms", app.read_model.statuses, None, app.clock())
         sources = timed("sources_by_key_ms", causing_sources, app, views)
         timed("sources_by_scanning_changes_before_ms", _sources_before, app, views)
@@ -564,7 +641,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--before-source",
         default=None,
-        help="a source tree of an older Dateline (e.g. `git archive`), served as a third load",
+        help="a directory holding `dateline/`, an older source tree (e.g. `git archive` into "
+        "DIR/dateline), served beside this one",
     )
     p.add_argument(
         "--prepared-json",
@@ -619,13 +697,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         log(f"store: {result['store']}")
         figures = result["figures"]
+        before_source = Path(args.before_source) if args.before_source else None
         if "status_inprocess" in only:
             figures["status_inprocess"] = status_inprocess(app, slugs, samples * 5, log)
         if "map_geojson" in only:
             reps = 5 if args.quick else 10
-            figures["map_geojson"] = map_geojson(app, settings, args.workers, reps, log)
+            figures["map_geojson"] = map_geojson(
+                app, settings, args.workers, reps, log, before_source
+            )
         if "city_size" in only:
-            figures["city_size"] = city_size(app, settings, args.workers, samples // 4, log)
+            figures["city_size"] = city_size(
+                app, settings, args.workers, samples // 4, log, before_source
+            )
         if "status_http" in only:
             figures["status_http"] = status_http(
                 settings,
@@ -635,7 +718,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 seconds,
                 rounds,
                 log,
-                Path(args.before_source) if args.before_source else None,
+                before_source,
             )
     finally:
         app.close()

@@ -228,10 +228,10 @@ async function openCity(slug, focus = true) {
   const k = knownAtParam();
   const panel = $("panel");
   try {
-    const [{ body: city }, { body: status }, { body: intervals }, events] = await Promise.all([
+    const [{ body: city }, { body: status }, intervals, events] = await Promise.all([
       getJSON(`/cities/${encodeURIComponent(slug)}`),
       getJSON(`/cities/${encodeURIComponent(slug)}/status` + query({ as_of: state.as_of, known_at: k })),
-      getJSON(`/cities/${encodeURIComponent(slug)}/timeline` + query({ known_at: k })),
+      getAll(`/cities/${encodeURIComponent(slug)}/timeline` + query({ known_at: k, limit: 1000 })),
       getAll(`/cities/${encodeURIComponent(slug)}/events` + query({ known_at: k })),
     ]);
     if (state.city !== slug) return;

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -148,14 +149,51 @@ def city_status(
     return json_answer(STATUS, view, headers)
 
 
+TIMELINE_PAGE_SIZE = 100
+
+
 @router.get(
     "/cities/{slug}/timeline",
     response_model=list[IntervalOut],
     summary="The city's control intervals in world order (`to` null for the open one)",
+    description=f"Paginated: at most `limit` intervals (default {TIMELINE_PAGE_SIZE}, max "
+    f'{MAX_PAGE_SIZE}) starting after the day `after`; `Link: rel="next"` gives the next '
+    "page, with the first page's `known_at`. A page costs the same however long the city's "
+    "history is.",
     responses=READ_ERRORS,
 )
-def city_timeline(slug: Slug, app: AppDep, _: Reader, known_at: KnownAt = None) -> Any:
+def city_timeline(
+    slug: Slug,
+    app: AppDep,
+    request: Request,
+    _: Reader,
+    known_at: KnownAt = None,
+    limit: Annotated[
+        int,
+        Query(
+            ge=1,
+            le=MAX_PAGE_SIZE,
+            description=f"intervals per page (default {TIMELINE_PAGE_SIZE}, at most "
+            f"{MAX_PAGE_SIZE})",
+        ),
+    ] = TIMELINE_PAGE_SIZE,
+    after: Annotated[
+        date | None,
+        Query(
+            description="the `from` day of the last interval of the previous page: follow "
+            'the `Link: rel="next"` header rather than building it'
+        ),
+    ] = None,
+) -> Any:
     known = resolve_known_at(app, known_at)
-    _city, intervals = app.read_model.timeline(slug, known)
+    intervals, more = app.read_model.timeline_page(slug, known, after, limit)
     version = app.read_model.status(slug, None, known).version
-    return json_answer(INTERVALS, intervals, {"ETag": etag(version)})
+    headers = {"ETag": etag(version)}
+    if more:
+        params = {
+            "known_at": known.isoformat(),
+            "limit": str(limit),
+            "after": intervals[-1].start.isoformat(),
+        }
+        headers["Link"] = f'<{request.url.include_query_params(**params)}>; rel="next"'
+    return json_answer(INTERVALS, intervals, headers)

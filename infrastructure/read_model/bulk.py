@@ -10,6 +10,11 @@ indexes (a rebuild), a load is only inserts.
 
 PostgreSQL: one `COPY ... FROM STDIN (FORMAT binary)` per table, the rows sent
 as typed binary values (psycopg's C writer), no statement per row.
+
+Each period row carries its causing event's source (migration 0007), taken from
+the facts this writer has written (a period's cause is never later than the
+event that opened it, and facts are handed over as soon as they are made); each
+batch sets its cities' latest version with one statement.
 """
 
 from __future__ import annotations
@@ -31,17 +36,45 @@ from dateline.infrastructure.read_model.tables import (
     PostgresDialect,
     PostgresTableWriter,
     TableWriter,
+    event_version,
+    marks,
 )
 
 DEGRADED_COLUMNS = "city_id, slug, event_id, reason, noticed_at"
 DEGRADED_TYPES = "uuid, text, text, text, timestamptz"
 
 
+NONE: tuple[str | None, str | None] = (None, None)
+PERIOD_ROW_COLUMNS = PERIOD_COLUMNS + ", source_name, source_url"
+PERIOD_ROW_TYPES = PERIOD_TYPES + ", text, text"
+# A city's version starts at 0 (set by `set_versions`): a session table made
+# LIKE the live one has no column defaults.
+CITY_ROW_COLUMNS = CITY_COLUMNS + ", version, version_at"
+CITY_ROW_TYPES = CITY_TYPES + ", bigint, timestamptz"
+
+
 class BulkWriter(TableWriter):
     """Writes `Rows` with the cursor of the caller's transaction (SQLite: executemany)."""
 
+    def __init__(self, dialect: Dialect) -> None:
+        super().__init__(dialect)
+        # The source of every event written (or looked up), by (city, version).
+        self.sources: dict[tuple[UUID, int], tuple[str | None, str | None]] = {}
+        self.select_source = dialect.sql(
+            "SELECT source_name, source_url FROM {facts} WHERE city_id = %s AND version = %s"
+        )
+        self.insert_period_row = dialect.sql(
+            f"INSERT INTO {{periods}} ({PERIOD_ROW_COLUMNS}) VALUES ({marks(13)})"
+        )
+        self.insert_city_row = dialect.sql(
+            f"INSERT INTO {{cities}} ({CITY_ROW_COLUMNS}) VALUES ({marks(13)})"
+        )
+
     def write(self, cursor: Any, rows: Rows) -> None:
         d = self.dialect
+        for (cid, version), e in rows.facts.items():
+            self.sources[(cid, version)] = (e.source.name, e.source.url) if e.source else NONE
+        self.find_sources(cursor, rows)
         if rows.closes:
             self._run(
                 cursor,
@@ -51,7 +84,7 @@ class BulkWriter(TableWriter):
                     for c in rows.closes
                 ],
             )
-        self.insert(cursor, "periods", (self.period_row(p) for p in rows.opens), len(rows.opens))
+        self.insert(cursor, "periods", (self.sourced_row(p) for p in rows.opens), len(rows.opens))
         self.insert(cursor, "cities", (self.city_row(c) for c in rows.cities), len(rows.cities))
         self.insert(
             cursor,
@@ -59,6 +92,7 @@ class BulkWriter(TableWriter):
             (self.fact_row(cid, e) for (cid, _), e in rows.facts.items()),
             len(rows.facts),
         )
+        self.set_versions(cursor, rows)
         self.insert(
             cursor,
             "degraded",
@@ -89,12 +123,29 @@ class BulkWriter(TableWriter):
         """Insert `rows` (store values, in the table's column order) into `kind`."""
         if count:
             statement = {
-                "periods": self.insert_period,
-                "cities": self.insert_city,
+                "periods": self.insert_period_row,
+                "cities": self.insert_city_row,
                 "facts": self.insert_fact,
                 "degraded": self.insert_degraded,
             }[kind]
             cursor.executemany(statement, list(rows))
+
+    def find_sources(self, cursor: Any, rows: Rows) -> None:
+        """Look up, in the tables, the causes this writer has not written (the
+        events appended during a rebuild, written by a writer of their own)."""
+        for p in rows.opens:
+            cause = event_version(p.state.event_id)
+            if cause is not None and (p.city_id, cause) not in self.sources:
+                cursor.execute(self.select_source, (self.dialect.uid(p.city_id), cause))
+                row = cursor.fetchone()
+                found = (row["source_name"], row["source_url"]) if row else NONE
+                self.sources[(p.city_id, cause)] = found
+
+    def sourced_row(self, p: Any) -> tuple[Any, ...]:
+        """`period_row` with the source of the event in its `event_id`."""
+        cause = event_version(p.state.event_id)
+        name, url = self.sources.get((p.city_id, cause), NONE) if cause else NONE
+        return (*self.period_row(p), name, url)
 
     def city_row(self, c: Any) -> tuple[Any, ...]:
         d = self.dialect
@@ -110,6 +161,8 @@ class BulkWriter(TableWriter):
             c.initial_controller,
             d.day(c.tracked_since),
             d.instant(c.registered_at),
+            0,
+            None,
         )
 
 
@@ -117,8 +170,8 @@ class PostgresBulkWriter(BulkWriter, PostgresTableWriter):
     """Inserts with COPY in binary; closes and retractions as the incremental writer."""
 
     COPIES = {
-        "periods": ("periods", PERIOD_COLUMNS, PERIOD_TYPES),
-        "cities": ("cities", CITY_COLUMNS, CITY_TYPES),
+        "periods": ("periods", PERIOD_ROW_COLUMNS, PERIOD_ROW_TYPES),
+        "cities": ("cities", CITY_ROW_COLUMNS, CITY_ROW_TYPES),
         "facts": ("facts", FACT_COLUMNS, FACT_TYPES),
         "degraded": ("degraded", DEGRADED_COLUMNS, DEGRADED_TYPES),
     }

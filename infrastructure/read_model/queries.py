@@ -15,6 +15,7 @@ from typing import Any
 
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
+from pydantic_core import to_json
 
 from dateline.domain.city import city_id
 from dateline.domain.control import UNKNOWN, ControlInterval, ControlState, Source, Status
@@ -25,7 +26,6 @@ from dateline.infrastructure.read_model.tables import (
     CITY_COLUMNS,
     FACT_COLUMNS,
     PERIOD_COLUMNS,
-    PLAIN_CONTAINS,
     PROJECTION,
     Dialect,
     PostgresDialect,
@@ -54,18 +54,101 @@ STATUS_ONE = (
     " LEFT JOIN {degraded} d ON d.city_id = %(city)s"
     " WHERE c.city_id = %(city)s"
 )
-# Every city: one pass over each table and hash joins. Plain column predicates,
-# whose selectivity the planner estimates from statistics even in a generic
-# plan (a range @> with a parameter is guessed at 0.5% and led PostgreSQL to a
-# nested loop over 10,000 x 10,000 rows).
+# Every city: each city's row containing (D, T) found by one search of the
+# PostgreSQL GiST index on the rows' boxes (migration 0007; SQLite reads the
+# table), hash-joined to the cities. The version known at T is the city's latest
+# unless T is before it was recorded; only then is the city's facts probed.
+KNOWN_VERSION = (
+    "CASE WHEN c.version_at <= %(t)s THEN c.version ELSE"
+    " (SELECT f.version FROM {facts} f WHERE f.city_id = c.city_id AND f.recorded_at <= %(t)s"
+    "  ORDER BY f.recorded_at DESC LIMIT 1) END"
+)
 STATUS_ALL = (
-    "SELECT " + CITY_FIELDS + ", " + STATE_FIELDS + ", v.version AS known_version"
-    " FROM {cities} c"
-    " LEFT JOIN {periods} p ON p.city_id = c.city_id AND "
-    + PLAIN_CONTAINS
-    + " LEFT JOIN (SELECT city_id, MAX(version) AS version FROM {facts}"
-    "  WHERE recorded_at <= %(t)s GROUP BY city_id) v ON v.city_id = c.city_id"
+    "SELECT " + CITY_FIELDS + ", " + STATE_FIELDS + ", " + KNOWN_VERSION + " AS known_version,"
+    " p.source_name, p.source_url"
+    " FROM {cities} c LEFT JOIN {periods} p ON p.city_id = c.city_id AND {every}"
     " ORDER BY c.slug"
+)
+
+
+def _json(expression: str) -> str:
+    """SQL: the JSON text of a text, integer or date value (null for NULL)."""
+    return f"coalesce(to_json({expression})::text, 'null')"
+
+
+def _float(expression: str) -> str:
+    """SQL: a float8's JSON text as pydantic-core writes it: shortest digits like
+    PostgreSQL, but `36.0` for an integral value, decimals down to 1e-5 and a
+    bare exponent (`1.5e-7`) below. Plain string tests first: regular
+    expressions only for the rare exponents."""
+    v = f"({expression})::text"
+    return (
+        f"(SELECT CASE WHEN strpos(v, 'e') = 0 THEN"
+        f" CASE WHEN strpos(v, '.') = 0 THEN v || '.0' ELSE v END"
+        f" WHEN v LIKE '%%e-05' THEN (CASE WHEN v LIKE '-%%' THEN '-' ELSE '' END) || '0.0000'"
+        f" || replace(substring(v FROM '([0-9.]+)e-05$'), '.', '')"
+        f" ELSE regexp_replace(v, 'e([-+])0*', 'e\\1') END FROM (SELECT {v} AS v) f)"
+    )
+
+
+def _feature() -> str:
+    """SQL: one city's GeoJSON Feature as compact JSON text, its keys in the order
+    `api.routers.status.feature_collection` writes them; `%(as_of_json)s` and
+    `%(known_at_json)s` are the JSON texts of the day and instant (the same for
+    every city)."""
+    cause = "p.since IS NOT NULL AND p.source_name IS NOT NULL"
+    properties = [
+        ("city", _json("c.slug")),
+        ("as_of", "%(as_of_json)s::text"),
+        ("known_at", "%(known_at_json)s::text"),
+        ("status", _json("coalesce(p.status, 'unknown')")),
+        ("controller", _json("p.controller")),
+        ("contested_by", _json("p.contested_by")),
+        ("since", _json("p.since")),
+        ("event_id", _json("p.event_id")),
+        ("version", f"coalesce({KNOWN_VERSION}, 0)::text"),
+        ("name", _json("c.name")),
+        ("province", _json("c.province")),
+        ("lat", "c.lat_json"),
+        ("lon", "c.lon_json"),
+        ("population", _json("c.population")),
+        ("source_name", _json(f"CASE WHEN {cause} THEN p.source_name END")),
+        ("source_url", _json(f"CASE WHEN {cause} THEN p.source_url END")),
+    ]
+    parts = [_literal('{"type":"Feature","id":'), _json("c.slug")]
+    parts += [_literal(',"geometry":{"type":"Point","coordinates":[')]
+    parts += ["c.lon_json", _literal(","), "c.lat_json", _literal(']},"properties":{')]
+    for n, (key, value) in enumerate(properties):
+        parts += [_literal(f'{"," if n else ""}"{key}":'), value]
+    parts += [_literal("}}")]
+    return "concat(" + ", ".join(parts) + ")"  # one allocation, not one per `||`
+
+
+def _literal(text: str) -> str:
+    """SQL: a string literal of JSON punctuation, its braces doubled for `str.format`."""
+    return "'" + text.replace("{", "{{").replace("}", "}}") + "'"
+
+
+# The map layer in one statement on PostgreSQL: every city's feature, built and
+# joined by the server, one text value back. The rows are sorted before the
+# features are written (a sort of short keys in memory, not of the features),
+# and aggregated in that order.
+GEOJSON_ALL = (
+    "SELECT convert_to("
+    + _literal('{"type":"FeatureCollection","features":[')
+    + " || coalesce(string_agg(feature, ','), '') || "
+    + _literal("]}")
+    + ", 'UTF8') AS body FROM (SELECT "
+    + _feature().replace("p.", "c.")  # one row `c` holds the city's and the period's columns
+    + " AS feature FROM (SELECT c.slug, c.name, c.province, c.lat, c.lon, c.population,"
+    " c.version, c.version_at, c.city_id, p.status, p.controller, p.contested_by, p.since,"
+    " p.event_id, p.source_name, p.source_url, "
+    + _float("c.lat")
+    + " AS lat_json, "
+    + _float("c.lon")
+    + " AS lon_json FROM {cities} c"
+    " LEFT JOIN {periods} p ON p.city_id = c.city_id AND {every}"
+    " ORDER BY c.slug OFFSET 0) c) features"
 )
 
 
@@ -111,6 +194,7 @@ class ReadModel:
         s = self.dialect.sql
         self._status_one = s(STATUS_ONE)
         self._status_all = s(STATUS_ALL)
+        self._geojson_all = s(GEOJSON_ALL)
         self._select_city = s("SELECT " + CITY_COLUMNS + " FROM {cities} WHERE slug = %(slug)s")
         self._select_changes = s(
             "SELECT " + FACT_COLUMNS + " FROM {facts} WHERE occurred_on >= %(start)s "
@@ -132,6 +216,14 @@ class ReadModel:
         self._select_timeline = s(
             "SELECT " + PERIOD_COLUMNS + " FROM {periods} WHERE city_id = %(city)s "
             "AND known_from <= %(t)s AND (known_to IS NULL OR known_to > %(t)s) ORDER BY valid_from"
+        )
+        # One page of the timeline: a walk of the primary key (city_id, valid_from,
+        # known_from) from `after`, stopped by LIMIT, whatever the history's length.
+        self._select_timeline_page = s(
+            "SELECT " + PERIOD_COLUMNS + " FROM {periods} WHERE city_id = %(city)s "
+            "AND valid_from > %(after)s "
+            "AND known_from <= %(t)s AND (known_to IS NULL OR known_to > %(t)s) "
+            "ORDER BY valid_from LIMIT %(limit)s"
         )
         self._select_periods = s(
             "SELECT " + PERIOD_COLUMNS + " FROM {periods} WHERE city_id = %(city)s "
@@ -243,6 +335,22 @@ class ReadModel:
             rows = cursor.fetchall()
         return [self._status_view(row, on, known_at) for row in rows]
 
+    def geojson(self, as_of: date | None, known_at: datetime) -> bytes | None:
+        """`GET /status?format=geojson`'s body, built by PostgreSQL in one statement
+        (None on SQLite: the caller builds it from `statuses` and `sources`)."""
+        if not isinstance(self.dialect, PostgresDialect):
+            return None
+        on = as_of or known_at.date()
+        params = self._point(on, known_at) | {
+            "as_of_json": to_json(on).decode(),
+            "known_at_json": to_json(known_at).decode(),
+        }
+        with self.cursor() as cursor:
+            # bytea in binary: the server's bytes as they are, no text decoded
+            cursor.execute(self._geojson_all, params, binary=True)
+            row = cursor.fetchone()
+        return bytes(row["body"])
+
     def changes(
         self, start: date, end: date, known_at: datetime | None = None
     ) -> list[LoggedEvent]:
@@ -313,6 +421,27 @@ class ReadModel:
             rows = cursor.fetchall()
         periods = [self._period(row) for row in rows]
         return view, [ControlInterval(p.valid_from, p.valid_to, p.state) for p in periods]
+
+    def timeline_page(
+        self, slug: str, known_at: datetime, after: date | None, limit: int
+    ) -> tuple[list[ControlInterval], bool]:
+        """At most `limit` intervals as known at `known_at` starting after the day
+        `after` (None: from the first), in world order, and whether more follow:
+        one index walk of at most `limit` + 1 intervals."""
+        self.city(slug)
+        self.check_healthy(slug)
+        params = {
+            "city": self.dialect.uid(city_id(slug)),
+            "t": self.dialect.instant(known_at),
+            "after": self.dialect.day(after or date.min),
+            "limit": limit + 1,
+        }
+        with self.cursor() as cursor:
+            cursor.execute(self._select_timeline_page, params)
+            rows = cursor.fetchall()
+        periods = [self._period(row) for row in rows[:limit]]
+        intervals = [ControlInterval(p.valid_from, p.valid_to, p.state) for p in periods]
+        return intervals, len(rows) > limit
 
     def event(self, slug: str, version: int) -> LoggedEvent | None:
         """One event as the log shows it now (retraction attached)."""

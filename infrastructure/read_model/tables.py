@@ -1,14 +1,17 @@
 """The read model's tables and the SQL each store speaks to them.
 
-Tables (migrations 0003, 0004), the same on SQLite and PostgreSQL:
+Tables (migrations 0003, 0004, 0007), the same on SQLite and PostgreSQL:
 
 - `dateline_control_periods`: rectangles, a valid period [valid_from, valid_to)
   on the world's calendar times a record period [known_from, known_to) on record
   time (NULL end = open); "as of D, as known at T" is the row containing (D, T).
-  Rows are only inserted, or closed by setting `known_to`.
+  Rows are only inserted, or closed by setting `known_to`. Each carries the
+  source of the event in `event_id` (`source_name`, `source_url`), copied from
+  the facts when it is inserted.
 - `dateline_event_facts`: one row per event as the log shows it, retraction
   details attached to the withdrawn event.
-- `dateline_rm_cities`: each city's descriptive fields.
+- `dateline_rm_cities`: each city's descriptive fields, and its highest version
+  in the read model with when it was recorded (`version`, `version_at`).
 - `dateline_projection_tracking`: the notification id up to which every event is
   reflected, and how many events that is.
 - `dateline_projection_degraded`: cities whose events the read model could not
@@ -42,6 +45,21 @@ PLAIN_CONTAINS = (
     "p.valid_from <= %(d)s AND (p.valid_to IS NULL OR p.valid_to > %(d)s) "
     "AND p.known_from <= %(t)s AND (p.known_to IS NULL OR p.known_to > %(t)s)"
 )
+# Each row's rectangle as a box (migration 0007's GiST index: the same text), and
+# the point (D, T) as a box: `{box} @> {point}` is an index search for every row
+# containing (D, T). Boxes are closed: PLAIN_CONTAINS beside it keeps the ends open.
+PERIOD_BOX = (
+    "box(point((p.valid_from - DATE '2000-01-01')::float8, "
+    "extract(epoch FROM p.known_from - TIMESTAMPTZ 'epoch')::float8), "
+    "point(coalesce(p.valid_to - DATE '2000-01-01', 1000000000)::float8, "
+    "coalesce(extract(epoch FROM p.known_to - TIMESTAMPTZ 'epoch'), 1e15)::float8))"
+)
+POINT_BOX = (
+    "box(point((%(d)s::date - DATE '2000-01-01')::float8, "
+    "extract(epoch FROM %(t)s::timestamptz - TIMESTAMPTZ 'epoch')::float8), "
+    "point((%(d)s::date - DATE '2000-01-01')::float8, "
+    "extract(epoch FROM %(t)s::timestamptz - TIMESTAMPTZ 'epoch')::float8))"
+)
 CITY_COLUMNS = (
     "city_id, slug, name, province, country, lat, lon, population, "
     "initial_controller, tracked_since, registered_at"
@@ -62,6 +80,14 @@ def sqlite_instant(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
 
 
+def event_version(event_id: str | None) -> int | None:
+    """The version in an event id `slug-version` (None for none)."""
+    if not event_id:
+        return None
+    version = event_id.rpartition("-")[2]
+    return int(version) if version.isdigit() else None
+
+
 def fresh(name: str, suffix: str) -> str:
     """The table a rebuild fills instead of `name`; the tracking row stays put."""
     return name if name == TABLES["tracking"] else name + suffix
@@ -76,10 +102,12 @@ class Dialect:
 
     kind: str
     contains: str  # the point-in-rectangle predicate on `p`, params %(d)s and %(t)s
+    every: str  # the same, written to find every city's row at once
     for_update: str  # appended to the tracking row's read inside a write
 
     def sql(self, text: str) -> str:
-        return text.format(**{k: self.table(v) for k, v in TABLES.items()}, contains=self.contains)
+        tables = {k: self.table(v) for k, v in TABLES.items()}
+        return text.format(**tables, contains=self.contains, every=self.every)
 
     def table(self, name: str) -> str:
         raise NotImplementedError
@@ -106,6 +134,7 @@ class Dialect:
 class SQLiteDialect(Dialect):
     kind = "sqlite"
     contains = PLAIN_CONTAINS
+    every = PLAIN_CONTAINS
     for_update = ""
 
     def __init__(self, suffix: str = "") -> None:
@@ -143,6 +172,8 @@ class PostgresDialect(Dialect):
         "daterange(p.valid_from, p.valid_to) @> %(d)s::date "
         "AND tstzrange(p.known_from, p.known_to) @> %(t)s::timestamptz"
     )
+    # One search of migration 0007's index; the plain predicates keep the ends open.
+    every = PERIOD_BOX + " @> " + POINT_BOX + " AND " + PLAIN_CONTAINS
     for_update = " FOR UPDATE"
 
     def __init__(self, schema: str, suffix: str = "") -> None:
@@ -181,7 +212,13 @@ class TableWriter:
             "UPDATE {periods} SET known_to = %s "
             "WHERE city_id = %s AND valid_from = %s AND known_to IS NULL"
         )
-        self.insert_period = s(f"INSERT INTO {{periods}} ({PERIOD_COLUMNS}) VALUES ({marks(11)})")
+        # The causing event's source, from the facts (written first in the batch).
+        source = "(SELECT {} FROM {{facts}} WHERE city_id = %s AND version = %s)"
+        self.insert_period = s(
+            f"INSERT INTO {{periods}} ({PERIOD_COLUMNS}, source_name, source_url) "
+            f"VALUES ({marks(11)}, {source.format('source_name')}, {source.format('source_url')})"
+        )
+        self.set_version = s("UPDATE {cities} SET version = %s, version_at = %s WHERE city_id = %s")
         self.insert_city = s(f"INSERT INTO {{cities}} ({CITY_COLUMNS}) VALUES ({marks(11)})")
         self.insert_fact = s(f"INSERT INTO {{facts}} ({FACT_COLUMNS}) VALUES ({marks(19)})")
         self.retract_fact = s(
@@ -216,8 +253,6 @@ class TableWriter:
                     for c in rows.closes
                 ],
             )
-        if rows.opens:
-            self._run(cursor, self.insert_period, [self.period_row(p) for p in rows.opens])
         if rows.cities:
             self._run(
                 cursor,
@@ -245,6 +280,9 @@ class TableWriter:
                 self.insert_fact,
                 [self.fact_row(cid, e) for (cid, _), e in rows.facts.items()],
             )
+        if rows.opens:  # after the facts: a row's source may be an event of this batch
+            self._run(cursor, self.insert_period, [self.opened_row(p) for p in rows.opens])
+        self.set_versions(cursor, rows)
         for mark in rows.degraded:
             cursor.execute(
                 self.insert_degraded,
@@ -269,6 +307,21 @@ class TableWriter:
                 ],
             )
 
+    def set_versions(self, cursor: Any, rows: Rows) -> None:
+        """Each city of the batch's facts: its highest version and when it was recorded."""
+        if not rows.facts:
+            return
+        d = self.dialect
+        latest: dict[UUID, LoggedEvent] = {}
+        for (cid, _), e in rows.facts.items():
+            if cid not in latest or e.version > latest[cid].version:
+                latest[cid] = e
+        self._run(
+            cursor,
+            self.set_version,
+            [(e.version, d.instant(e.recorded_at), d.uid(cid)) for cid, e in latest.items()],
+        )
+
     def _run(self, cursor: Any, statement: str, rows: Sequence[Sequence[Any]]) -> None:
         cursor.executemany(statement, rows)
 
@@ -287,6 +340,12 @@ class TableWriter:
             p.state.event_id,
             p.version,
         )
+
+    def opened_row(self, p: Any) -> tuple[Any, ...]:
+        """`period_row` and the key of the causing event's fact, twice (name, URL)."""
+        cause = event_version(p.state.event_id)
+        uid = self.dialect.uid(p.city_id)
+        return (*self.period_row(p), uid, cause, uid, cause)
 
     def fact_row(self, cid: UUID, e: LoggedEvent) -> tuple[Any, ...]:
         d = self.dialect
@@ -322,11 +381,18 @@ class TableWriter:
 
 
 PERIOD_TYPES = "uuid, date, date, timestamptz, timestamptz, text, text, text, date, text, bigint"
+# A new period row and its cause's version (the SQLite writer's key pairs, once).
+OPENED_COLUMNS = PERIOD_COLUMNS + ", cause"
+OPENED_TYPES = PERIOD_TYPES + ", bigint"
 CITY_TYPES = "uuid, text, text, text, text, float8, float8, bigint, text, date, timestamptz"
 FACT_TYPES = (
     "uuid, bigint, text, text, timestamptz, date, text, text, text, text, text, text, text, "
     "text, text, text, text, text, timestamptz"
 )
+
+
+def _qualified(alias: str, columns: str) -> str:
+    return ", ".join(f"{alias}.{c.strip()}" for c in columns.split(","))
 
 
 def _unnest(columns: str, types: str) -> str:
@@ -349,7 +415,15 @@ class PostgresTableWriter(TableWriter):
             "WHERE p.city_id = c.city_id AND p.valid_from = c.valid_from AND p.known_to IS NULL"
         )
         self.insert_period = s(
-            f"INSERT INTO {{periods}} ({PERIOD_COLUMNS}) {_unnest(PERIOD_COLUMNS, PERIOD_TYPES)}"
+            f"INSERT INTO {{periods}} ({PERIOD_COLUMNS}, source_name, source_url) "
+            f"SELECT {_qualified('r', PERIOD_COLUMNS)}, f.source_name, f.source_url "
+            f"FROM ({_unnest(OPENED_COLUMNS, OPENED_TYPES)}) r"
+            " LEFT JOIN {facts} f ON f.city_id = r.city_id AND f.version = r.cause"
+        )
+        self.set_version = s(
+            "UPDATE {cities} c SET version = r.version, version_at = r.version_at FROM unnest("
+            "%b::bigint[], %b::timestamptz[], %b::uuid[]) AS r(version, version_at, city_id) "
+            "WHERE c.city_id = r.city_id"
         )
         self.insert_city = s(
             f"INSERT INTO {{cities}} ({CITY_COLUMNS}) {_unnest(CITY_COLUMNS, CITY_TYPES)}"
@@ -365,6 +439,9 @@ class PostgresTableWriter(TableWriter):
             "AS r(retracted_in, reason, retracted_by, retracted_at, city_id, version) "
             "WHERE f.city_id = r.city_id AND f.version = r.version"
         )
+
+    def opened_row(self, p: Any) -> tuple[Any, ...]:
+        return (*self.period_row(p), event_version(p.state.event_id))
 
     def _run(self, cursor: Any, statement: str, rows: Sequence[Sequence[Any]]) -> None:
         columns = [list(column) for column in zip(*rows, strict=True)]

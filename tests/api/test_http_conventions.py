@@ -4,14 +4,17 @@ offline docs, and the page's own files. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import gzip
+import itertools
 import re
 from collections.abc import Callable, Iterator
+from datetime import date, timedelta
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import pytest
 
 from dateline.api.pagination import MAX_PAGE_SIZE
+from dateline.api.routers.cities import TIMELINE_PAGE_SIZE
 from dateline.infrastructure.settings import Settings
 from tests.api.conftest import Api, TestClient
 
@@ -286,3 +289,48 @@ def test_pages_while_events_are_appended_hold_every_row_once(api: Api) -> None:
         latest = api.get(url, params=params).json()
         assert len(latest) > len(reference)  # the appends happened, and are not in the walk
     assert written.count(201) >= 4
+
+
+def test_timeline_pages_read_one_state_while_events_are_appended(api: Api) -> None:
+    api.register("town-9")
+    for year in range(2016, 2022):
+        side = "Taliban" if year % 2 == 0 else "Afghan government"
+        kind = "Captured" if year % 2 == 0 else "Retaken"
+        assert api.report("town-9", kind, f"{year}-03-01", side).status_code == 201
+
+    def backdate(page: int) -> None:  # splits intervals already listed and later ones
+        for day in (f"2015-0{1 + page}-15", f"2021-0{4 + page}-15"):
+            assert api.report("town-9", "Contested", day, "ISKP").status_code == 201
+
+    rows, links = walk(api, "/cities/town-9/timeline", {"limit": 2}, between_pages=backdate)
+    assert len(links) == 3  # 7 intervals, 2 a page
+    pinned = dict(parse_qsl(urlsplit(links[0]).query))["known_at"]
+    assert all(pinned in unquote(link) for link in links)
+    reference = api.get("/cities/town-9/timeline", params={"known_at": pinned}).json()
+    assert rows == reference and len(reference) == 7
+    for earlier, later in itertools.pairwise(rows):
+        assert earlier["to"] == later["from"]
+    assert len(api.get("/cities/town-9/timeline").json()) > len(reference)
+
+
+def test_timeline_default_page_and_cursor(seeded: Api) -> None:
+    whole = seeded.get("/cities/kunduz/timeline", params={"limit": MAX_PAGE_SIZE})
+    assert "link" not in whole.headers
+    first = seeded.get("/cities/kunduz/timeline", params={"limit": 3})
+    assert first.json() == whole.json()[:3]
+    link = next_link(first)
+    assert link is not None and f"after={whole.json()[2]['from']}" in link
+    bad = seeded.get("/cities/kunduz/timeline", params={"after": "last-week"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "after"
+
+
+def test_timeline_first_page_is_bounded(api: Api) -> None:
+    api.register("town-8")
+    for n in range(TIMELINE_PAGE_SIZE + 5):
+        kind, side = ("Captured", "Taliban") if n % 2 == 0 else ("Retaken", "Afghan government")
+        day = date(2015, 1, 2) + timedelta(days=n)
+        assert api.report("town-8", kind, day.isoformat(), side).status_code == 201
+    page = api.get("/cities/town-8/timeline")
+    assert len(page.json()) == TIMELINE_PAGE_SIZE and next_link(page) is not None
+    rows, _ = walk(api, "/cities/town-8/timeline", {})
+    assert len(rows) == TIMELINE_PAGE_SIZE + 6  # the registration's interval, then one per report
