@@ -71,19 +71,10 @@ class BulkWriter(TableWriter):
         )
 
     def write(self, cursor: Any, rows: Rows) -> None:
-        d = self.dialect
         for (cid, version), e in rows.facts.items():
             self.sources[(cid, version)] = (e.source.name, e.source.url) if e.source else NONE
         self.find_sources(cursor, rows)
-        if rows.closes:
-            self._run(
-                cursor,
-                self.close_period,
-                [
-                    (d.instant(c.known_to), d.uid(c.city_id), d.day(c.valid_from))
-                    for c in rows.closes
-                ],
-            )
+        self.close_periods(cursor, rows)
         self.insert(cursor, "periods", (self.sourced_row(p) for p in rows.opens), len(rows.opens))
         self.insert(cursor, "cities", (self.city_row(c) for c in rows.cities), len(rows.cities))
         self.insert(
@@ -102,22 +93,7 @@ class BulkWriter(TableWriter):
             ),
             len(rows.degraded),
         )
-        if rows.retractions:
-            self._run(
-                cursor,
-                self.retract_fact,
-                [
-                    (
-                        m.retraction.event_id,
-                        m.retraction.reason,
-                        m.retraction.retracted_by,
-                        d.instant(m.retraction.recorded_at),
-                        d.uid(m.city_id),
-                        m.version,
-                    )
-                    for m in rows.retractions
-                ],
-            )
+        self.retract_facts(cursor, rows)
 
     def insert(self, cursor: Any, kind: str, rows: Iterable[Sequence[Any]], count: int) -> None:
         """Insert `rows` (store values, in the table's column order) into `kind`."""
@@ -148,22 +124,8 @@ class BulkWriter(TableWriter):
         return (*self.period_row(p), name, url)
 
     def city_row(self, c: Any) -> tuple[Any, ...]:
-        d = self.dialect
-        return (
-            d.uid(c.city_id),
-            c.slug,
-            c.name,
-            c.province,
-            c.country,
-            c.lat,
-            c.lon,
-            c.population,
-            c.initial_controller,
-            d.day(c.tracked_since),
-            d.instant(c.registered_at),
-            0,
-            None,
-        )
+        """The incremental writer's city row, with no version yet (set_versions sets it)."""
+        return (*super().city_row(c), 0, None)
 
 
 class PostgresBulkWriter(BulkWriter, PostgresTableWriter):

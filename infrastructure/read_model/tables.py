@@ -243,37 +243,9 @@ class TableWriter:
 
     def write(self, cursor: Any, rows: Rows) -> None:
         """Close before inserting: the exclusion constraint never sees an overlap."""
-        d = self.dialect
-        if rows.closes:
-            self._run(
-                cursor,
-                self.close_period,
-                [
-                    (d.instant(c.known_to), d.uid(c.city_id), d.day(c.valid_from))
-                    for c in rows.closes
-                ],
-            )
+        self.close_periods(cursor, rows)
         if rows.cities:
-            self._run(
-                cursor,
-                self.insert_city,
-                [
-                    (
-                        d.uid(c.city_id),
-                        c.slug,
-                        c.name,
-                        c.province,
-                        c.country,
-                        c.lat,
-                        c.lon,
-                        c.population,
-                        c.initial_controller,
-                        d.day(c.tracked_since),
-                        d.instant(c.registered_at),
-                    )
-                    for c in rows.cities
-                ],
-            )
+            self._run(cursor, self.insert_city, [self.city_row(c) for c in rows.cities])
         if rows.facts:
             self._run(
                 cursor,
@@ -290,7 +262,25 @@ class TableWriter:
                     mark.city_id, mark.slug, mark.event_id, mark.reason, mark.noticed_at
                 ),
             )
+        self.retract_facts(cursor, rows)
+
+    def close_periods(self, cursor: Any, rows: Rows) -> None:
+        """End the rectangles the batch replaced (before any insert)."""
+        if rows.closes:
+            d = self.dialect
+            self._run(
+                cursor,
+                self.close_period,
+                [
+                    (d.instant(c.known_to), d.uid(c.city_id), d.day(c.valid_from))
+                    for c in rows.closes
+                ],
+            )
+
+    def retract_facts(self, cursor: Any, rows: Rows) -> None:
+        """Mark the facts the batch's retractions withdrew."""
         if rows.retractions:
+            d = self.dialect
             self._run(
                 cursor,
                 self.retract_fact,
@@ -306,6 +296,22 @@ class TableWriter:
                     for m in rows.retractions
                 ],
             )
+
+    def city_row(self, c: Any) -> tuple[Any, ...]:
+        d = self.dialect
+        return (
+            d.uid(c.city_id),
+            c.slug,
+            c.name,
+            c.province,
+            c.country,
+            c.lat,
+            c.lon,
+            c.population,
+            c.initial_controller,
+            d.day(c.tracked_since),
+            d.instant(c.registered_at),
+        )
 
     def set_versions(self, cursor: Any, rows: Rows) -> None:
         """Each city of the batch's facts: its highest version and when it was recorded."""
