@@ -107,17 +107,17 @@ class ConditionalGet:
         # the body, never newer, so a 304 can never stand for a body the client lacks.
         query = query_of(scope)
         position = None
-        if is_about_now(scope, query):  # a query: off the event loop
-            position = await run_in_threadpool(self.position, scope)
+        # Only the answers tagged by the read model's position need it: the others
+        # (one city, its status, timeline, events) carry their own ETag.
+        if scope["path"] in TAGGED_BY_POSITION and is_about_now(scope, query):
+            position = await run_in_threadpool(self.position, scope)  # a query: off the loop
+            tag = self.now_tag(scope, position)
             if_none_match = request_header(scope, b"if-none-match")
             if (
-                if_none_match is not None
-                and scope["path"] in TAGGED_BY_POSITION
-                and self.public(scope)
-                and matches(if_none_match, self.now_tag(scope, position))
+                if_none_match is not None and self.public(scope) and matches(if_none_match, tag)
             ):  # nothing written since: 304 without making the answer again
                 headers = MutableHeaders()
-                headers["ETag"] = self.now_tag(scope, position)
+                headers["ETag"] = tag
                 headers["Cache-Control"] = f"public, max-age={SHORT_MAX_AGE}"
                 if scope["path"] == "/status":
                     headers["Vary"] = "Accept"

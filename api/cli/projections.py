@@ -90,5 +90,5 @@ def run(args: argparse.Namespace, app: Dateline, emit: Emit) -> None:
         )
         if differences:
             raise UsageError(summary)
-    else:  # argparse allows only the two above
+    else:  # unreachable while the parser names the subcommands above
         raise UsageError(f"unknown projections command {args.projections_command!r}")

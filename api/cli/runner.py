@@ -69,9 +69,6 @@ class Runner:
     def emit(self, data: Any, text: str) -> None:
         self.out(json.dumps(data, indent=2, ensure_ascii=False) if self.args.json else text)
 
-    def city_name(self, slug: str) -> str:
-        return self.app.read_model.city(slug).name
-
     def migrate(self) -> None:
         settings = Settings()
         store = settings.migrate_store()  # the owner role, if one is set
