@@ -230,20 +230,8 @@ class Importer:
                 self.cities[slug] = city
         return city
 
-    def refuse(self, file: str, line: int, error: DomainError, city: City | None) -> None:
-        if isinstance(error, ControlRuleViolation):
-            conflicting = error.event_id if error.is_later_event else None
-            self.result.refusals.append(
-                Refusal(
-                    file,
-                    line,
-                    f"rule {error.rule}",
-                    error.message,
-                    conflicting,
-                    self.lines.get(conflicting or ""),
-                )
-            )
-            return
+    def refuse(self, file: str, line: int, error: DomainError) -> None:
+        """A row the domain refused for a field (a rule it breaks: `refuse_conflict`)."""
         name = getattr(error, "field", None) or type(error).__name__
         self.result.refusals.append(Refusal(file, line, name, error.message))
 
@@ -295,7 +283,7 @@ class Importer:
                     recorded_at=self.app.clock(),
                 )
             except DomainError as error:
-                self.refuse(file, line, error, None)
+                self.refuse(file, line, error)
                 continue
             self.cities[slug] = city
             self.lines[f"{slug}-1"] = line
@@ -337,7 +325,7 @@ class Importer:
                 self.refuse_conflict(file, line, broken, city, on)
                 continue
             except DomainError as error:
-                self.refuse(file, line, error, city)
+                self.refuse(file, line, error)
                 continue
             if outcome.created:
                 self.lines[outcome.event_id] = line
@@ -482,7 +470,6 @@ class SQLiteBulkWriter:
     events, hash-log entries, index rows, snapshots, read-model rows, position)."""
 
     def __init__(self, app: Dateline) -> None:
-        self.app = app
         recorder = app.indexed
         assert isinstance(recorder, SQLiteIndexedRecorder)
         self.recorder = recorder
@@ -505,7 +492,6 @@ class PostgresBulkWriter:
     """One transaction per batch: the library's table lock and NOTIFY, then COPY."""
 
     def __init__(self, app: Dateline) -> None:
-        self.app = app
         recorder = app.indexed
         assert isinstance(recorder, PostgresIndexedRecorder)
         self.recorder = recorder

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dateline.infrastructure.application import Dateline
-from dateline.infrastructure.importer import ImportRefused, run_import, seed_report_id, source_name
+from dateline.infrastructure.importer import ImportRefused, run_import
 from dateline.infrastructure.progress import Progress
 
 SEEDS_DIR = Path(__file__).parent
 COUNTRY = "Afghanistan"
 SEED_REPORTER = "seed"
 
-__all__ = ["SEEDS_DIR", "SeedResult", "load_seeds", "seed_report_id", "source_name"]
+__all__ = ["SEEDS_DIR", "SeedResult", "load_seeds"]
 
 
 @dataclass(frozen=True)

@@ -73,8 +73,10 @@ class ReceiptsUnavailable(Exception):
     """The server cannot sign a receipt: no key, or no checkpoint can cover the answer."""
 
 
+@functools.lru_cache(maxsize=1)
 def _mapper() -> Mapper[UUID]:
-    """The application's event decoding, without an application or a database."""
+    """The application's event decoding, without an application or a database
+    (built once: it holds no state)."""
     transcoder = JSONTranscoder()
     for transcoding in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO(), DateAsISO()):
         transcoder.register(transcoding)
@@ -166,13 +168,8 @@ def _tree(
 
 
 def _recorded_at(cid: UUID, row: tuple[int, str, bytes]) -> datetime:
-    event = _decoder().to_domain_event(StoredEvent(cid, row[0], row[1], row[2]))
+    event = _mapper().to_domain_event(StoredEvent(cid, row[0], row[1], row[2]))
     return cast(datetime, getattr(event, "timestamp"))  # noqa: B009 - not on the protocol
-
-
-@functools.lru_cache(maxsize=1)
-def _decoder() -> Mapper[UUID]:
-    return _mapper()
 
 
 def _instant(value: Any) -> datetime:

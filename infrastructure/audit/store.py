@@ -32,7 +32,6 @@ from dateline.infrastructure.settings import StoreConfig
 LOG_TABLE = "dateline_audit_log"
 CHECKPOINT_TABLE = "dateline_audit_checkpoints"
 CITIES_TABLE = "dateline_audit_cities"
-APPEND_FUNCTION = "dateline_audit_append"  # (cities, versions, hashes): any writer
 APPEND_RECENT_FUNCTION = "dateline_audit_append_recent"  # (n): the recorders (0006)
 FETCH_ROWS = 20_000
 # chain.event_hash's input, in PostgreSQL (sha256() of it is the event hash).

@@ -142,7 +142,10 @@ class PostgresBulkWriter(BulkWriter, PostgresTableWriter):
         super().__init__(dialect)
         s = dialect.sql
         self.copies = {
-            kind: (s(f"COPY {{{table}}} ({columns}) FROM STDIN (FORMAT binary)"), types)
+            kind: (
+                s(f"COPY {{{table}}} ({columns}) FROM STDIN (FORMAT binary)"),
+                [name.strip() for name in types.split(",")],
+            )
             for kind, (table, columns, types) in self.COPIES.items()
         }
 
@@ -193,7 +196,7 @@ class PostgresBulkWriter(BulkWriter, PostgresTableWriter):
             return
         statement, types = self.copies[kind]
         with cursor.copy(statement) as copy:
-            copy.set_types([t.strip() for t in types.split(",")])
+            copy.set_types(types)
             write_row = copy.write_row
             for row in rows:
                 write_row(row)

@@ -29,7 +29,7 @@ from eventsourcing.sqlite import SQLiteDatastore
 
 from dateline.domain.city import City
 from dateline.infrastructure.progress import Progress
-from dateline.infrastructure.read_model.projection import Projector, Rows
+from dateline.infrastructure.read_model.projection import Projector, Rows, refusal_reason
 from dateline.infrastructure.read_model.queries import ReadModel
 from dateline.infrastructure.read_model.rebuild import Rebuild
 from dateline.infrastructure.read_model.tables import (
@@ -117,7 +117,7 @@ class CatchUp:
             except Exception as error:  # contained: this city only
                 slug = city.slug if city is not None else cid.hex
                 outcome.failures.append(
-                    (cid, slug, f"{slug}-{notification.originator_version}", _reason(error))
+                    (cid, slug, f"{slug}-{notification.originator_version}", refusal_reason(error))
                 )
                 degraded.add(cid)
                 projectors.pop(cid, None)
@@ -129,8 +129,6 @@ class CatchUp:
         cursor: Any,
         rows: list[tuple[UUID, str, Rows]],
         outcome: _Outcome,
-        cities: dict[UUID, City] | None = None,
-        degraded: set[UUID] | None = None,
     ) -> list[Rows]:
         """Write each city's rows under a savepoint: rows the tables refuse
         degrade that city only. Returns the rows written."""
@@ -142,11 +140,7 @@ class CatchUp:
             except Exception as error:
                 cursor.execute("ROLLBACK TO SAVEPOINT dateline_city")
                 first = min(projected.facts, key=lambda key: key[1], default=(cid, 0))
-                outcome.failures.append((cid, slug, f"{slug}-{first[1]}", _reason(error)))
-                if cities is not None:
-                    cities.pop(cid, None)
-                if degraded is not None:
-                    degraded.add(cid)
+                outcome.failures.append((cid, slug, f"{slug}-{first[1]}", refusal_reason(error)))
                 continue
             cursor.execute("RELEASE SAVEPOINT dateline_city")
             written.append(projected)
@@ -222,8 +216,3 @@ class CatchUp:
 class _Outcome:
     def __init__(self) -> None:
         self.failures: list[tuple[UUID, str, str, str]] = []
-
-
-def _reason(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}"[:500]

@@ -20,6 +20,12 @@ from dateline.domain.control import ControlState
 from dateline.domain.log import LoggedEvent, Retraction, log_entry
 
 
+def refusal_reason(error: BaseException) -> str:
+    """What a degraded mark records of the error: its type and first line."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"[:500]
+
+
 @dataclass(frozen=True, slots=True)
 class CityRow:
     city_id: UUID

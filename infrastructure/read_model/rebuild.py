@@ -50,7 +50,12 @@ from psycopg.sql import SQL, Composed, Identifier
 from dateline.domain.city import City
 from dateline.infrastructure.progress import Progress
 from dateline.infrastructure.read_model.bulk import BulkWriter, bulk_writer
-from dateline.infrastructure.read_model.projection import DegradedMark, Projector, Rows
+from dateline.infrastructure.read_model.projection import (
+    DegradedMark,
+    Projector,
+    Rows,
+    refusal_reason,
+)
 from dateline.infrastructure.read_model.queries import ReadModel
 from dateline.infrastructure.read_model.tables import (
     PROJECTION,
@@ -171,7 +176,7 @@ class Fold:
                         UUID(str(cid)),
                         slug,
                         f"{slug}-{notification.originator_version}",
-                        _reason(error),
+                        refusal_reason(error),
                         datetime.now().astimezone(),
                     )
                 )
@@ -519,8 +524,3 @@ class _Tables:
                 c.execute(ddl)
             elif row["type"] == "index":
                 self.indexes.append((name, row["sql"], None))
-
-
-def _reason(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}"[:500]
