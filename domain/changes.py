@@ -7,6 +7,7 @@ source shows up even when the answer is the same)."""
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import date
 
@@ -22,8 +23,12 @@ class Change:
 
 
 def state_at(intervals: list[ControlInterval], day: date) -> ControlState:
-    for interval in intervals:
-        if interval.start <= day and (interval.end is None or day < interval.end):
+    """The state on `day` of intervals in day order (a timeline): found by bisection,
+    since `changes` asks it at every cut of two long timelines."""
+    index = bisect_right(intervals, day, key=lambda interval: interval.start)
+    if index:
+        interval = intervals[index - 1]
+        if interval.end is None or day < interval.end:
             return interval.state
     return UNKNOWN
 
