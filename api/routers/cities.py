@@ -186,8 +186,7 @@ def city_timeline(
     ] = None,
 ) -> Any:
     known = resolve_known_at(app, known_at)
-    intervals, more = app.read_model.timeline_page(slug, known, after, limit)
-    version = app.read_model.status(slug, None, known).version
+    intervals, more, version = app.read_model.timeline_page(slug, known, after, limit)
     headers = {"ETag": etag(version)}
     if more:
         params = {

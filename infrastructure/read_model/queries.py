@@ -424,12 +424,13 @@ class ReadModel:
 
     def timeline_page(
         self, slug: str, known_at: datetime, after: date | None, limit: int
-    ) -> tuple[list[ControlInterval], bool]:
+    ) -> tuple[list[ControlInterval], bool, int]:
         """At most `limit` intervals as known at `known_at` starting after the day
-        `after` (None: from the first), in world order, and whether more follow:
-        one index walk of at most `limit` + 1 intervals."""
-        self.city(slug)
-        self.check_healthy(slug)
+        `after` (None: from the first), in world order, whether more follow, and
+        the city's version as known then (its ETag): one indexed status lookup
+        (which also refuses an unknown or degraded city) and one index walk of at
+        most `limit` + 1 intervals."""
+        version = self.status(slug, None, known_at).version
         params = {
             "city": self.dialect.uid(city_id(slug)),
             "t": self.dialect.instant(known_at),
@@ -441,7 +442,7 @@ class ReadModel:
             rows = cursor.fetchall()
         periods = [self._period(row) for row in rows[:limit]]
         intervals = [ControlInterval(p.valid_from, p.valid_to, p.state) for p in periods]
-        return intervals, len(rows) > limit
+        return intervals, len(rows) > limit, version
 
     def event(self, slug: str, version: int) -> LoggedEvent | None:
         """One event as the log shows it now (retraction attached)."""
