@@ -29,7 +29,7 @@ SPECS: list[Spec] = [
     ),
     Spec(
         "bulk_import",
-        "bulk import through Dateline.import_cities (the seed loader's path)",
+        "bulk import through Dateline.import_cities (issue 4's path; `dateline import` is measured by bench.import_bench)",
         "COPY of the same event and index rows into equivalent tables",
         "ratio >= 0.5",
     ),
