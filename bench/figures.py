@@ -29,7 +29,8 @@ SPECS: list[Spec] = [
     ),
     Spec(
         "bulk_import",
-        "bulk import through Dateline.import_cities (issue 4's path; `dateline import` is measured by bench.import_bench)",
+        "bulk import through Dateline.import_cities (issue 4's path; "
+        "`dateline import` has its own benchmark, bench.import_bench)",
         "COPY of the same event and index rows into equivalent tables",
         "ratio >= 0.5",
     ),
